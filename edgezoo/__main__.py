@@ -1,0 +1,3 @@
+from edgezoo.cli.main import main
+
+main()

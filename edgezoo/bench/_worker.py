@@ -1,0 +1,63 @@
+"""Child process for :mod:`edgezoo.bench.latency`: load, warm up, time, report JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _peak_rss_kb() -> float:
+    """This process's own peak resident set (VmHWM). Not ru_maxrss: Linux carries that
+    across exec from the parent, which would charge the parent's torch to the runtime."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def main(argv: list[str]) -> None:
+    runtime, model, threads, warmup, runs, min_seconds = argv
+    threads, warmup, runs, min_seconds = int(threads), int(warmup), int(runs), float(min_seconds)
+    if runtime != "onnxruntime":
+        raise SystemExit(f"unknown runtime {runtime}")
+    from edgezoo.runtimes import onnxruntime as rt
+
+    t0 = time.perf_counter()
+    sess = rt.session(Path(model), threads)
+    load_ms = (time.perf_counter() - t0) * 1000
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    feed = {inp.name: x}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = []
+    start = time.perf_counter()
+    while len(times) < runs or (time.perf_counter() - start) < min_seconds:
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - t) * 1000)
+    arr = np.asarray(times)
+    peak_kb = _peak_rss_kb()
+    print(json.dumps({
+        "runs": len(times),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "mean_ms": float(arr.mean()),
+        "min_ms": float(arr.min()),
+        "peak_rss_mb": peak_kb / 1024.0,
+        "load_ms": load_ms,
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Bundles: manifest, checksums, rendered card, runner and verification."""

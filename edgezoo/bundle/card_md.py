@@ -1,0 +1,72 @@
+"""Render a model card (Markdown) from card data. Only reproducible facts go in: measured
+figures live in report.md, so the card's bytes (and the manifest's hash of it) are stable."""
+
+from __future__ import annotations
+
+
+def render(card, version=None, bundle: dict | None = None) -> str:
+    v = card.version(version)
+    shape = "x".join(map(str, card.input.shape))
+    lines = [
+        f"# {card.name} (`{card.id}` {v.version})",
+        "",
+        card.summary,
+        "",
+        "## Model",
+        "",
+        card.description,
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| task | {card.task} |",
+        f"| architecture | `{card.architecture}` |",
+        f"| parameters | {card.params:,} |",
+        f"| MACs per inference | {card.macs:,} |" if card.macs else "| MACs per inference | not counted |",
+        f"| input | `{card.input.name}` {card.input.dtype} {shape} ({card.input.layout}) |",
+        f"| labels | {card.labels or 'none'} |",
+        f"| tags | {', '.join(card.tags) or '-'} |",
+        "",
+        "## Licence",
+        "",
+        f"**{card.license}**. {card.license_notes}",
+        "",
+        "## Preprocessing",
+        "",
+    ]
+    p = card.preprocess
+    if p.kind == "image":
+        lines.append(f"RGB image; resize the shorter side to {p.resize} px (bilinear), centre-crop {p.crop} px, then")
+    elif p.kind == "array":
+        lines.append(f"A raw array of the input's spatial shape with values in {p.raw_range[0]:g}..{p.raw_range[1]:g}, then")
+    else:
+        lines.append("The model's input tensor as is:")
+    lines += [f"`x = (raw * {p.scale:.8g} - mean) / std` with mean {list(p.mean)} and std {list(p.std)}.", ""]
+    lines += [
+        "## Weights and training",
+        "",
+        f"- version **{v.version}**, released {v.released or 'unknown'}",
+        f"- training: {v.training}",
+        f"- weights: {v.weights.kind} `{v.weights.url or v.weights.path}` ({v.weights.bytes:,} bytes, sha256 `{v.weights.sha256}`)",
+        f"- reference: {v.reference.metric} {v.reference.value:g} on {v.reference.dataset} ({v.reference.source})",
+        "",
+        "## Evaluation data",
+        "",
+        f"`{card.evaluation.dataset}`: calibration split `{card.evaluation.calibration_split}`, evaluation split "
+        f"`{card.evaluation.eval_split}`, metric {card.evaluation.metric}. {card.evaluation.description}",
+        "",
+        "## Origin",
+        "",
+        f"{card.origin.authors}. {card.origin.url}" + (f" Paper: {card.origin.paper}" if card.origin.paper else ""),
+        "",
+    ]
+    if bundle:
+        lines += [
+            "## This bundle",
+            "",
+            f"- target: **{bundle['target']}**, runtime {bundle['runtime']} {bundle['runtime_version']}, format {bundle['format']}",
+            f"- precision: **{bundle['precision']}**" + (f" ({bundle['scheme']})" if bundle.get("scheme") else ""),
+            f"- weights used: {bundle['weights']}",
+            "- measured accuracy, fidelity and latency: see `report.md`",
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Verify a bundle folder or .tar.gz: every file's sha256, no missing or extra files, and the
+manifest's schema. Any changed byte in any file fails."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgezoo.errors import SchemaError, UsageError, VerificationError
+from edgezoo.schemas import _strict
+from edgezoo.schemas.manifest import Manifest
+
+SUMS = "SHA256SUMS"
+
+
+@dataclass
+class VerifyResult:
+    bundle: str
+    files: int
+    manifest: Manifest | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_dir(folder: Path) -> VerifyResult:
+    result = VerifyResult(bundle=folder.name, files=0)
+    sums_path = folder / SUMS
+    if not sums_path.is_file():
+        result.problems.append(f"{SUMS} is missing")
+        return result
+    listed: dict[str, str] = {}
+    for n, line in enumerate(sums_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split("  ", 1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            result.problems.append(f"{SUMS} line {n} is malformed")
+            continue
+        listed[parts[1]] = parts[0]
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {SUMS}
+    for name in sorted(set(listed) - present):
+        result.problems.append(f"{name}: listed in {SUMS} but missing")
+    for name in sorted(present - set(listed)):
+        result.problems.append(f"{name}: present but not listed in {SUMS}")
+    for name in sorted(present & set(listed)):
+        if _sha(folder / name) != listed[name]:
+            result.problems.append(f"{name}: sha256 mismatch")
+    result.files = len(present)
+    mpath = folder / "manifest.json"
+    if mpath.is_file():
+        try:
+            data = json.loads(mpath.read_text(encoding="utf-8"))
+            result.manifest = _strict.load(Manifest, data, source="manifest.json")
+        except (ValueError, SchemaError) as exc:  # JSONDecodeError is a ValueError
+            result.problems.append(f"manifest.json does not validate: {exc}")
+        else:
+            for name, digest in result.manifest.files.items():
+                if not (folder / name).is_file():
+                    result.problems.append(f"{name}: named in manifest.json but missing")
+                elif _sha(folder / name) != digest:
+                    result.problems.append(f"{name}: sha256 differs from manifest.json")
+    else:
+        result.problems.append("manifest.json is missing")
+    return result
+
+
+def verify(path: Path) -> VerifyResult:
+    if not path.exists():
+        raise UsageError(f"no bundle at {path}", hint="pass a bundle folder or its .tar.gz")
+    if path.is_dir():
+        return verify_dir(path)
+    if not path.name.endswith((".tar.gz", ".tgz")):
+        raise UsageError(f"{path} is neither a bundle folder nor a .tar.gz", hint="pass a bundle folder or its .tar.gz")
+    from edgezoo.bundle.archive import extract_tar_gz
+
+    with tempfile.TemporaryDirectory(prefix="edgezoo-verify-") as tmp:
+        try:
+            folder = extract_tar_gz(path, Path(tmp))
+        except VerificationError as exc:
+            return VerifyResult(bundle=path.name, files=0, problems=[str(exc)])
+        result = verify_dir(folder)
+        result.bundle = path.name
+        return result

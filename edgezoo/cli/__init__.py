@@ -1,0 +1,1 @@
+"""Click commands: parse, call edgezoo.api, render a table or --json. No pipeline logic here."""

@@ -1,0 +1,345 @@
+"""The ``edgezoo`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from edgezoo import __version__
+from edgezoo.errors import EdgezooError
+
+EXIT_CODES = """\b
+Exit codes:
+  0  success
+  1  internal error (a bug: rerun with --debug and report the traceback)
+  2  usage error: unknown model/target/option, malformed card, profile or model file
+  3  the pipeline failed (export, quantization, benchmark)
+  4  a budget was exceeded (size, accuracy drop)
+  5  verification failed (checksum mismatch, invalid manifest)
+  6  weights could not be fetched (offline, server gone)
+"""
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+class Group(click.Group):
+    """Turns edgezoo's errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgezooError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing was written", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgezoo")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """edgezoo: pre-trained models -> compressed, benchmarked, verifiable edge bundles.
+
+    \b
+    Examples:
+      edgezoo list
+      edgezoo info digits-cnn
+      edgezoo targets show raspberrypi
+      edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
+      edgezoo verify dist/digits-cnn-raspberrypi-int8.tar.gz
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command("list", epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(as_json):
+    """List the zoo's models.
+
+    \b
+    Examples:
+      edgezoo list
+      edgezoo list --json | jq '.[].id'
+    """
+    from edgezoo import api
+
+    cards = api.list_models()
+    if as_json:
+        _emit_json([
+            {"id": c.id, "name": c.name, "task": c.task, "params": c.params, "macs": c.macs, "license": c.license,
+             "versions": [v.version for v in c.versions], "default_version": c.default_version, "tags": list(c.tags)}
+            for c in cards
+        ])
+        return
+    from rich.table import Table
+
+    t = Table(title="edgezoo models")
+    for col in ("model", "task", "params", "MACs", "license", "versions"):
+        t.add_column(col, justify="right" if col in ("params", "MACs") else "left")
+    for c in cards:
+        t.add_row(c.id, c.task, f"{c.params / 1e6:.2f}M", f"{c.macs / 1e6:.1f}M", c.license,
+                  ", ".join(v.version + ("*" if v.version == c.default_version else "") for v in c.versions))
+    _console().print(t)
+
+
+@cli.command("info", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def info_cmd(model, as_json):
+    """Show a model's card.
+
+    \b
+    Examples:
+      edgezoo info digits-cnn
+      edgezoo info resnet18 --json
+    """
+    from edgezoo import api
+    from edgezoo.bundle.card_md import render
+    from edgezoo.schemas._strict import dump
+
+    card = api.get_card(model)
+    if as_json:
+        _emit_json(dump(card))
+        return
+    from rich.markdown import Markdown
+
+    _console().print(Markdown(render(card)))
+
+
+@cli.group("targets", cls=Group, invoke_without_command=True, epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def targets_cmd(ctx, as_json):
+    """List target profiles with their hardware facts.
+
+    \b
+    Examples:
+      edgezoo targets
+      edgezoo targets show raspberrypi
+      edgezoo targets show ./my-board.toml --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgezoo import api
+
+    tgts = api.list_targets()
+    if as_json:
+        from edgezoo.schemas._strict import dump
+
+        _emit_json([dump(t) for t in tgts])
+        return
+    from rich.table import Table
+
+    t = Table(title="edgezoo targets")
+    for col in ("target", "name", "arch", "cores", "RAM", "runtime", "format", "default"):
+        t.add_column(col)
+    for tg in tgts:
+        h, r = tg.hardware, tg.runtime
+        t.add_row(tg.id, tg.name, h.arch, str(h.cores), f"{h.ram_mb} MB", r.name, r.format, r.default_precision)
+    _console().print(t)
+
+
+@targets_cmd.command("show", epilog=EXIT_CODES)
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def targets_show(target, as_json):
+    """Show one profile, with the int8 scheme edgezoo derives for it.
+
+    \b
+    Examples:
+      edgezoo targets show raspberrypi
+      edgezoo targets show generic-cpu --json
+    """
+    from edgezoo import api
+    from edgezoo.schemas._strict import dump
+    from edgezoo.targets import quant_scheme
+
+    tg = api.load_target(target)
+    data = dump(tg)
+    data["quantization"] = dump(quant_scheme(tg))
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{tg.id}: {tg.name}", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    for section in ("hardware", "runtime", "quantization", "calibration", "budgets"):
+        for k, v in data.get(section, {}).items():
+            t.add_row(f"{section}.{k}", ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+    _console().print(t)
+    _console().print(tg.description)
+    if tg.notes:
+        _console().print(tg.notes)
+
+
+@cli.command("export", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile id (see `edgezoo targets`) or a .toml path.")
+@click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "int8", "dynamic-int8"]), help="Default: the profile's.")
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Output folder.")
+@click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' for latency-only runs.")
+@click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="Your ONNX file: .npy of N preprocessed samples for int8 calibration and fidelity.")
+@click.option("--license", "license_", help="Your ONNX file: its SPDX licence, recorded in the bundle.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
+@click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
+@click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
+@click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
+def export_cmd(model, target, precision, out_dir, weights, input_shape, calib_data, license_, calibration_method,
+               calibration_samples, threads, force, allow_over_budget, dry_run, as_json):
+    """Export MODEL (a zoo id or an .onnx file) for a target, benchmark it on the target's
+    runtime, and write a verifiable bundle (folder + .tar.gz).
+
+    \b
+    Examples:
+      edgezoo export digits-cnn --target raspberrypi
+      edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
+      edgezoo export mobilenet_v3_small --target raspberrypi --weights random
+      edgezoo export resnet18 --target generic-cpu --weights ~/Downloads/resnet18-f37072fd.pth
+      edgezoo export ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224 --precision fp32
+      edgezoo export digits-cnn --target generic-cpu --dry-run --json
+    """
+    from edgezoo import api
+    from edgezoo.pipeline.plan import parse_shape
+
+    plan = api.plan_export(
+        model, target, precision=precision, weights=weights,
+        input_shape=parse_shape(input_shape) if input_shape else None, calib_data=calib_data, license=license_,
+        out_dir=out_dir, calibration_method=calibration_method, calibration_samples=calibration_samples,
+        threads=threads, force=force, allow_over_budget=allow_over_budget,
+    )
+    err = _console(stderr=True)
+    if dry_run:
+        if as_json:
+            _emit_json(plan.summary())
+        else:
+            _print_plan(plan.summary())
+        return
+    for w in plan.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    result = _run_with_progress(api, plan, err, quiet=as_json)
+    report = result.report
+    if as_json:
+        _emit_json({"bundle": str(result.bundle_dir), "archive": str(result.archive), "report": report})
+        return
+    _print_report(report)
+    for w in result.warnings[len(plan.warnings):]:
+        err.print(f"[bold yellow]warning:[/] {w}")
+    _console().print(f"bundle: {result.bundle_dir}\narchive: {result.archive}")
+
+
+def _run_with_progress(api, plan, err, quiet: bool):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if quiet or not err.is_terminal:
+        stages = []
+
+        def note(stage):
+            stages.append(stage)
+            if not quiet:
+                err.print(f"[{len(stages)}] {stage}...")
+
+        return api.export(plan, progress=note)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as prog:
+        task = prog.add_task(f"{plan.model_id} -> {plan.target_id} ({plan.precision})")
+
+        def note(stage):
+            prog.update(task, description=f"{plan.model_id} -> {plan.target_id} ({plan.precision}): {stage}")
+
+        return api.export(plan, progress=note)
+
+
+def _print_plan(summary: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="export plan (nothing has run)", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
+        elif isinstance(v, list):
+            v = " -> ".join(map(str, v)) if k == "steps" else "\n".join(map(str, v)) or "-"
+        t.add_row(k, str(v))
+    _console().print(t)
+
+
+def _print_report(report: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{report['model']} on {report['target']} (host proxy, onnxruntime)")
+    for col in ("variant", "size KB", "top-1 %", "agree %", "SQNR dB", "p50 ms", "p90 ms", "peak MB"):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for name, v in report["variants"].items():
+        q, lat = v["quality"], v["latency"]
+        t.add_row(name, f"{v['size_bytes'] / 1024:.1f}", f"{q['top1']:.2f}" if q["top1"] is not None else "-",
+                  f"{q['agreement']:.1f}", "inf" if q["sqnr_db"] == float("inf") else f"{q['sqnr_db']:.1f}",
+                  f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['peak_rss_mb']:.0f}")
+    con = _console()
+    con.print(t)
+    if report.get("speedup_vs_fp32") and report["precision"] != "fp32":
+        con.print(f"{report['precision']} vs fp32: {report['speedup_vs_fp32']:.2f}x speed, {report['size_ratio_vs_fp32']:.2f}x size")
+    for v in report["verdicts"]:
+        con.print(f"- {v}")
+
+
+@cli.command("verify", epilog=EXIT_CODES)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify_cmd(bundle, as_json):
+    """Check every checksum and the manifest of a bundle folder or .tar.gz.
+
+    \b
+    Examples:
+      edgezoo verify dist/digits-cnn-raspberrypi-int8.tar.gz
+      edgezoo verify dist/digits-cnn-raspberrypi-int8/ --json
+    """
+    from edgezoo import api
+    from edgezoo.errors import VerificationError
+
+    res = api.verify(bundle)
+    if as_json:
+        _emit_json({"bundle": res.bundle, "ok": res.ok, "files": res.files, "problems": res.problems})
+        if not res.ok:
+            sys.exit(VerificationError.exit_code)
+        return
+    if res.ok:
+        m = res.manifest
+        click.echo(f"ok: {res.bundle}: {res.files} files verified ({m.model.id} {m.model.version}, {m.target.id}, {m.precision}, {m.model.license})")
+        return
+    for p in res.problems:
+        click.echo(f"FAIL {p}", err=True)
+    raise VerificationError(f"{res.bundle}: {len(res.problems)} problem(s); do not deploy this bundle", hint="rebuild it or fetch it again")
+
+
+def main() -> None:
+    # Rich reads the terminal width; keep piped output from wrapping tables at 80 columns
+    os.environ.setdefault("COLUMNS", "160") if not sys.stdout.isatty() else None
+    cli(prog_name="edgezoo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Execute a Plan: source -> fp32 ONNX -> variant -> measurements -> bundle.
+
+All work happens in a private temporary folder under the output folder; the bundle
+appears only when everything succeeded (rename), so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.bench.accuracy import Quality, compare
+from edgezoo.bench.latency import Latency, measure
+from edgezoo.errors import BudgetError, ModelFileError, PipelineError, UsageError
+from edgezoo.pipeline.plan import Plan, check_writable
+from edgezoo.stages import Step, sha256_path
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Variant:
+    precision: str
+    path: Path
+    size_bytes: int
+    quality: Quality | None = None
+    latency: Latency | None = None
+
+
+@dataclass
+class BuildResult:
+    plan: Plan
+    bundle_dir: Path
+    archive: Path
+    variants: dict[str, Variant]
+    lineage: list[Step]
+    export_check: Quality | None
+    calibration: dict | None
+    verdicts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self, sink: dict, name: str, progress: Progress | None):
+        self.sink, self.name, self.progress = sink, name, progress
+
+    def __enter__(self):
+        if self.progress:
+            self.progress(self.name)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def _load_data(plan: Plan):
+    """(calibration inputs, eval inputs, eval labels or None, calibration record)."""
+    card = plan.card
+    if plan.source == "onnx-file":
+        if plan.calib_data is None:
+            return np.zeros((0, *card.input.shape[1:]), np.float32), None, None, None
+        try:
+            data = np.load(plan.calib_data, allow_pickle=False)
+        except ValueError as exc:
+            raise UsageError(f"{plan.calib_data} is not a readable .npy array: {exc}") from None
+        want = tuple(card.input.shape[1:])
+        if data.ndim == len(want):
+            data = data[None]
+        if tuple(data.shape[1:]) != want:
+            raise ModelFileError(
+                f"calibration data {plan.calib_data} has samples of shape {list(data.shape[1:])}; the model takes {list(want)}",
+                hint="save an array of shape N x " + "x".join(map(str, want)),
+            )
+        data = data.astype(np.float32)
+        import hashlib
+
+        rec = {"dataset": str(plan.calib_data), "split": "all", "samples": int(len(data)), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+        return data[: plan.calibration_samples], data, None, rec
+    from edgezoo.zoo import datasets
+
+    ev = card.evaluation
+    calib = datasets.load_split(ev.dataset, ev.calibration_split)
+    evs = datasets.load_split(ev.dataset, ev.eval_split)
+    x_cal = datasets.preprocess_split(calib, card)[: plan.calibration_samples]
+    x_eval = datasets.preprocess_split(evs, card)
+    rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(len(x_cal)), "sha256": calib.sha256}
+    return x_cal, x_eval, evs.labels, rec
+
+
+def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
+    from edgezoo.runtimes import onnxruntime as rt
+
+    card, target = plan.card, plan.target
+    out_dir = plan.bundle_dir.parent
+    check_writable(out_dir)
+    work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=out_dir))
+    seconds: dict[str, float] = {}
+    lineage: list[Step] = []
+    try:
+        with _Timer(seconds, "load data", progress):
+            x_cal, x_eval, labels, calib_rec = _load_data(plan)
+        fp32 = work / "fp32.onnx"
+        torch_ref = None
+        if plan.source == "onnx-file":
+            with _Timer(seconds, "load onnx", progress):
+                raw = work / "source.onnx"
+                shutil.copyfile(plan.source_path, raw)
+                _check_runs(raw, card)
+                lineage.append(Step("load-onnx", "edgezoo", _version(), {"file": plan.source_path.name}, sha256_path(raw), sha256_path(raw)))
+        else:
+            from edgezoo.stages import torch_to_onnx
+            from edgezoo.zoo.sources import resolve_weights
+
+            src = card.version().weights
+            with _Timer(seconds, "fetch weights", progress):
+                wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
+            with _Timer(seconds, "export onnx", progress):
+                model = torch_to_onnx.load_model(card, wpath, recalib=x_cal if plan.weights == "random" else None)
+                raw = work / "export.onnx"
+                weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
+                lineage.append(torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), weights_sha))
+                torch_ref = _torch_logits(model, x_eval)
+                del model
+        with _Timer(seconds, "simplify", progress):
+            from edgezoo.stages.simplify import simplify
+
+            lineage.append(simplify(raw, fp32))
+        variants = {"fp32": Variant("fp32", fp32, fp32.stat().st_size)}
+        if plan.precision != "fp32":
+            from edgezoo.stages import quantize_onnx as qo
+
+            out = work / f"{plan.precision}.onnx"
+            with _Timer(seconds, f"build {plan.precision}", progress):
+                if plan.precision == "int8":
+                    q = plan.quantization
+                    cfg = qo.StaticConfig(
+                        activation_type=q.activation_type,
+                        weight_type=q.weight_type,
+                        format=q.format,
+                        per_channel=q.per_channel,
+                        reduce_range=q.reduce_range,
+                        calibration_method=plan.calibration_method,
+                        calibration_sha256=calib_rec["sha256"],
+                        calibration_samples=int(len(x_cal)),
+                    )
+                    lineage.append(qo.quantize_static(fp32, out, x_cal, cfg))
+                elif plan.precision == "dynamic-int8":
+                    lineage.append(qo.quantize_dynamic(fp32, out))
+                else:
+                    lineage.append(qo.convert_fp16(fp32, out))
+            variants[plan.precision] = Variant(plan.precision, out, out.stat().st_size)
+
+        with _Timer(seconds, "evaluate", progress):
+            ref_logits = rt.run_batch(rt.session(fp32, plan.threads), x_eval)
+            export_check = compare(torch_ref, ref_logits, labels) if torch_ref is not None else None
+            for v in variants.values():
+                logits = ref_logits if v.precision == "fp32" else rt.run_batch(rt.session(v.path, plan.threads), x_eval)
+                v.quality = compare(ref_logits, logits, labels)
+        if export_check is not None and export_check.agreement < 99.5:
+            raise PipelineError(
+                f"the exported ONNX model disagrees with PyTorch on {100 - export_check.agreement:.1f}% of samples "
+                f"(max abs diff {export_check.max_abs_diff:.3g})"
+            )
+        with _Timer(seconds, "benchmark latency", progress):
+            for v in variants.values():
+                v.latency = measure(v.path, runtime="onnxruntime", threads=plan.threads, warmup=10, runs=50, min_seconds=1.0)
+
+        verdicts, warnings = _judge(plan, variants)
+        from edgezoo.bundle.writer import write_bundle
+
+        result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, lineage, export_check, calib_rec, verdicts, list(plan.warnings) + warnings, seconds)
+        with _Timer(seconds, "bundle", progress):
+            write_bundle(result, work)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _torch_logits(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i : i + 32])).numpy() for i in range(0, len(x), 32)])
+
+
+def _check_runs(path: Path, card) -> None:
+    """The user's model must load and run in the target runtime on a sample of its shape."""
+    from edgezoo.runtimes import onnxruntime as rt
+
+    sess = rt.session(path, 1)
+    x = np.zeros(card.input.shape, np.float32)
+    try:
+        sess.run(None, {card.input.name: x})
+    except Exception as exc:
+        raise ModelFileError(f"{path.name} does not run on input shape {list(card.input.shape)}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str]]:
+    """Budget verdicts (hard) and plain statements about speed and accuracy (never hidden)."""
+    verdicts, warnings = [], []
+    budgets = plan.target.budgets
+    chosen = variants[plan.precision]
+    fp32 = variants["fp32"]
+    size_mb = chosen.size_bytes / 1e6
+    if budgets.max_model_mb is not None:
+        ok = size_mb <= budgets.max_model_mb
+        verdicts.append(f"model size {size_mb:.2f} MB {'within' if ok else 'OVER'} budget {budgets.max_model_mb:g} MB")
+        if not ok and not plan.allow_over_budget:
+            raise BudgetError(
+                f"{plan.model_id} {plan.precision} is {size_mb:.2f} MB; target {plan.target_id} allows {budgets.max_model_mb:g} MB",
+                hint="choose a smaller model or precision, or pass --allow-over-budget",
+            )
+    if budgets.max_latency_ms is not None:
+        p50 = chosen.latency.p50_ms
+        verdicts.append(
+            f"host p50 latency {p50:.2f} ms {'within' if p50 <= budgets.max_latency_ms else 'over'} budget "
+            f"{budgets.max_latency_ms:g} ms (a host proxy: measure on the device before relying on it)"
+        )
+    if chosen is not fp32:
+        ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
+        if ratio > 1.0:
+            warnings.append(
+                f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this host ({chosen.latency.p50_ms:.2f} ms vs "
+                f"{fp32.latency.p50_ms:.2f} ms p50): fp32 is the faster precision here; consider --precision fp32"
+            )
+        q, ref = chosen.quality, fp32.quality
+        if q.top1 is not None and ref.top1 is not None:
+            drop = ref.top1 - q.top1
+            if budgets.max_accuracy_drop is not None:
+                ok = drop <= budgets.max_accuracy_drop
+                verdicts.append(f"accuracy drop {drop:+.2f} points {'within' if ok else 'OVER'} budget {budgets.max_accuracy_drop:g}")
+                if not ok and not plan.allow_over_budget:
+                    raise BudgetError(
+                        f"{plan.precision} loses {drop:.2f} accuracy points against fp32 ({q.top1:.2f}% vs {ref.top1:.2f}%); "
+                        f"target {plan.target_id} allows {budgets.max_accuracy_drop:g}",
+                        hint="try another calibration method or precision, or pass --allow-over-budget",
+                    )
+        if q.sqnr_db < 10.0:
+            warnings.append(f"{plan.precision} output fidelity is poor: SQNR {q.sqnr_db:.1f} dB against fp32 (top-1 agreement {q.agreement:.1f}%)")
+    return verdicts, warnings
+
+
+def _version() -> str:
+    from edgezoo import __version__
+
+    return __version__

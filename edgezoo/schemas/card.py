@@ -1,0 +1,169 @@
+"""The model card: a catalog entry as validated data. Markdown is rendered from it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+# A short list of SPDX identifiers we know; a card may use any valid-looking SPDX
+# expression, but it must say one: there is no default licence.
+_SPDX_RE = re.compile(r"^[A-Za-z0-9.\-+]+( (AND|OR|WITH) [A-Za-z0-9.\-+]+)*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a version's weights come from. ``kind``:
+    - ``package``: a file shipped inside edgezoo (``path`` relative to edgezoo/zoo/)
+    - ``url``: fetched over HTTP(S) into the cache and checked against sha256
+    """
+
+    kind: Literal["package", "url"]
+    sha256: str
+    bytes: int
+    format: Literal["safetensors", "torch-state-dict"]
+    path: str | None = None
+    url: str | None = None
+
+    def validate(self) -> None:
+        if not _SHA256_RE.match(self.sha256):
+            raise ValueError("weights.sha256 must be 64 lowercase hex digits")
+        if self.bytes <= 0:
+            raise ValueError("weights.bytes must be positive")
+        if self.kind == "package" and not self.path:
+            raise ValueError("weights of kind 'package' need a 'path'")
+        if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
+            raise ValueError("weights of kind 'url' need an http(s) 'url'")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published or measured accuracy figure, with where it comes from."""
+
+    dataset: str
+    metric: str
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Version:
+    version: str
+    weights: WeightsSource
+    reference: Reference
+    released: str
+    training: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: Literal["float32"]
+    layout: Literal["NCHW", "NC"]
+
+    def validate(self) -> None:
+        if not self.shape or any(d <= 0 for d in self.shape):
+            raise ValueError("input.shape must be positive integers")
+        if self.layout == "NCHW" and len(self.shape) != 4:
+            raise ValueError("input.shape must have 4 dimensions for layout NCHW")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a raw input becomes the model's input: ``(raw * scale - mean) / std`` per channel.
+
+    ``kind = "array"`` takes a numeric array of the input's spatial shape (e.g. an 8x8
+    digit with values 0-16); ``kind = "image"`` takes an RGB image, resizes its shorter
+    side to ``resize`` (bilinear) and centre-crops ``crop`` pixels; ``kind = "tensor"``
+    (a user's own model with no known preprocessing) takes the model's input as is.
+    """
+
+    kind: Literal["array", "image", "tensor"]
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    raw_range: tuple[float, float]
+    resize: int | None = None
+    crop: int | None = None
+
+    def validate(self) -> None:
+        if len(self.mean) != len(self.std):
+            raise ValueError("preprocess.mean and preprocess.std must have the same length")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("preprocess.std must be positive")
+        if self.kind == "image" and not (self.resize and self.crop):
+            raise ValueError("preprocess of kind 'image' needs 'resize' and 'crop'")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The data a card is calibrated and judged on.
+
+    ``dataset`` names a provider in :mod:`edgezoo.zoo.datasets`. With ``metric = "top1"``
+    the eval split is labelled; with ``metric = "fidelity"`` it is unlabelled and the
+    variants are judged against the fp32 model's outputs.
+    """
+
+    dataset: str
+    calibration_split: str
+    eval_split: str
+    metric: Literal["top1", "fidelity"]
+    description: str
+
+
+@dataclass(frozen=True)
+class Origin:
+    authors: str
+    url: str
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class Card:
+    id: str
+    name: str
+    task: Literal["image-classification"]
+    summary: str
+    description: str
+    license: str
+    license_notes: str
+    architecture: str
+    params: int
+    macs: int
+    labels: str
+    default_version: str
+    origin: Origin
+    input: InputSpec
+    preprocess: Preprocess
+    evaluation: Evaluation
+    versions: tuple[Version, ...]
+    tags: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if not _ID_RE.match(self.id):
+            raise ValueError(f"id {self.id!r} must be lowercase letters, digits, '-' or '_'")
+        if not _SPDX_RE.match(self.license):
+            raise ValueError(f"license {self.license!r} is not an SPDX identifier or expression")
+        if not self.versions:
+            raise ValueError("a card needs at least one [[versions]] entry")
+        names = [v.version for v in self.versions]
+        if len(set(names)) != len(names):
+            raise ValueError("versions must be unique")
+        if self.default_version not in names:
+            raise ValueError(f"default_version {self.default_version!r} is not among versions {names}")
+        channels = self.input.shape[1] if self.input.layout == "NCHW" else 1
+        if len(self.preprocess.mean) not in (1, channels):
+            raise ValueError(f"preprocess.mean has {len(self.preprocess.mean)} values for {channels} channels")
+
+    def version(self, name: str | None = None) -> Version:
+        name = name or self.default_version
+        for v in self.versions:
+            if v.version == name:
+                return v
+        from edgezoo.errors import NotFoundError
+
+        raise NotFoundError(f"version of {self.id}", name, [v.version for v in self.versions])

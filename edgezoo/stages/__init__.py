@@ -1,0 +1,29 @@
+"""Pipeline stages: each is file in -> file out with a typed config, and returns a lineage
+record (what ran, with which parameters and tool versions, on which input hash)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lineage entry: reproducible fields only (no timestamps, no wall times)."""
+
+    stage: str
+    tool: str
+    tool_version: str
+    params: dict
+    input_sha256: str
+    output_sha256: str
+    notes: tuple[str, ...] = field(default=())

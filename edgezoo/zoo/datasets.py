@@ -1,0 +1,112 @@
+"""Datasets that ship inside installed packages, so that calibration and evaluation run offline.
+
+Each provider returns raw samples (what a device would capture) and labels (or None);
+the card's preprocessing turns them into model inputs, with the same code as the
+bundle's runner. Splits are fixed by seeded permutations and documented on the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgezoo.errors import NotFoundError, UsageError, require
+
+DIGITS_SEED = 20240611
+DIGITS_SPLITS = {"train": (0, 1237), "calib": (1237, 1437), "eval": (1437, 1797)}
+
+
+@dataclass(frozen=True)
+class Split:
+    dataset: str
+    split: str
+    raw: np.ndarray  # N raw samples
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the raw samples and labels: recorded so calibration is reproducible."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.raw).tobytes())
+        if self.labels is not None:
+            h.update(np.ascontiguousarray(self.labels).tobytes())
+        return h.hexdigest()
+
+
+def _digits(split: str) -> Split:
+    datasets = require("sklearn.datasets", package="scikit-learn", extra="torch", purpose="the digits data set")
+    bunch = datasets.load_digits()
+    order = np.random.default_rng(DIGITS_SEED).permutation(len(bunch.images))
+    lo, hi = DIGITS_SPLITS[split]
+    idx = order[lo:hi]
+    return Split("sklearn-digits", split, bunch.images[idx].astype(np.float32), bunch.target[idx].astype(np.int64))
+
+
+# Colour photographs bundled in scikit-image's wheel (no download): public domain or
+# CC0 images, see skimage.data's documentation for each one's source.
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "stereo_motorcycle")
+PHOTO_SPLITS = {"calib": (64, 1), "eval": (200, 2)}  # (number of crops, seed)
+
+
+def _photo_crops(split: str, size: int = 256) -> Split:
+    data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled photographs")
+    images = []
+    for name in PHOTOS:
+        img = getattr(data, name)()
+        img = img[0] if isinstance(img, tuple) else img
+        images.append(np.ascontiguousarray(img[..., :3]))
+    count, seed = PHOTO_SPLITS[split]
+    rng = np.random.default_rng(seed)
+    from PIL import Image
+
+    crops = np.empty((count, size, size, 3), dtype=np.uint8)
+    for i in range(count):
+        img = images[rng.integers(len(images))]
+        h, w = img.shape[:2]
+        side = int(rng.integers(min(h, w) // 3, min(h, w) + 1))
+        top = int(rng.integers(0, h - side + 1))
+        left = int(rng.integers(0, w - side + 1))
+        patch = Image.fromarray(img[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
+        if rng.random() < 0.5:
+            patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
+        crops[i] = np.asarray(patch)
+    return Split("skimage-photos", split, crops, None)
+
+
+PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS))}
+
+
+def load_split(dataset: str, split: str) -> Split:
+    if dataset not in PROVIDERS:
+        raise NotFoundError("dataset", dataset, sorted(PROVIDERS))
+    fn, splits = PROVIDERS[dataset]
+    if split not in splits:
+        raise UsageError(f"dataset {dataset!r} has no split {split!r}", hint=f"splits: {', '.join(splits)}")
+    return fn(split)
+
+
+def preprocess_split(split: Split, card) -> np.ndarray:
+    """All samples of ``split`` as one float32 batch in the model's input layout."""
+    from edgezoo.bundle.runner import preprocess, resize_and_crop
+
+    pre = _pre_dict(card)
+    spec = {"shape": list(card.input.shape), "layout": card.input.layout}
+    out = []
+    for raw in split.raw:
+        if card.preprocess.kind == "image":
+            from PIL import Image
+
+            raw = resize_and_crop(Image.fromarray(raw), card.preprocess.resize, card.preprocess.crop)
+        out.append(preprocess(raw, pre, spec)[0])
+    return np.stack(out).astype(np.float32)
+
+
+def _pre_dict(card) -> dict:
+    from edgezoo.schemas._strict import dump
+
+    return dump(card.preprocess)

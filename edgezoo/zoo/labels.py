@@ -1,0 +1,16 @@
+"""Label sets shipped with the package (one label a line)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from edgezoo.errors import NotFoundError
+
+
+@lru_cache(maxsize=None)
+def load_labels(name: str) -> tuple[str, ...]:
+    path = resources.files("edgezoo.zoo") / "labels" / f"{name}.txt"
+    if not path.is_file():
+        raise NotFoundError("label set", name, ["digits", "imagenet"])
+    return tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)

@@ -1,0 +1,1 @@
+"""Reproducible training recipes for the models the project trains itself."""
