@@ -13,7 +13,7 @@ class Quality:
     top1: float | None  # percent, when labels exist
     agreement: float  # percent of samples whose top-1 class equals fp32's
     cosine: float  # mean cosine similarity of logits with fp32's
-    sqnr_db: float  # signal-to-quantization-noise ratio of logits against fp32's
+    sqnr_db: float | None  # signal-to-quantization-noise ratio against fp32's; None when identical
     max_abs_diff: float
 
 
@@ -21,11 +21,11 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels) * 100.0)
 
 
-def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
+def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float | None:
     noise = np.sum((ref.astype(np.float64) - out.astype(np.float64)) ** 2)
     signal = np.sum(ref.astype(np.float64) ** 2)
     if noise == 0:
-        return float("inf")
+        return None  # identical outputs (JSON has no infinity)
     return float(10.0 * np.log10(signal / noise))
 
 

@@ -183,7 +183,7 @@ def render_report_md(report: dict) -> str:
         q, lat = v["quality"] or {}, v["latency"] or {}
         top1 = f"{q['top1']:.2f}" if q.get("top1") is not None else "-"
         sq = q.get("sqnr_db")
-        sq_text = "inf" if sq == float("inf") else f"{sq:.1f}"
+        sq_text = "exact" if sq is None else f"{sq:.1f}"
         lines.append(
             f"| {name} | {v['size_bytes'] / 1024:.1f} | {top1} | {q.get('agreement', 0):.2f} | {q.get('cosine', 0):.4f} | "
             f"{sq_text} | {lat.get('p50_ms', 0):.3f} | {lat.get('p90_ms', 0):.3f} | {lat.get('peak_rss_mb', 0):.0f} |"

@@ -295,8 +295,8 @@ def _print_report(report: dict) -> None:
         t.add_column(col, justify="left" if col == "variant" else "right")
     for name, v in report["variants"].items():
         q, lat = v["quality"], v["latency"]
-        t.add_row(name, f"{v['size_bytes'] / 1024:.1f}", f"{q['top1']:.2f}" if q["top1"] is not None else "-",
-                  f"{q['agreement']:.1f}", "inf" if q["sqnr_db"] == float("inf") else f"{q['sqnr_db']:.1f}",
+        t.add_row(name, f"{v['size_bytes'] / 1024:.1f}", f"{q['top1']:.2f}" if q.get("top1") is not None else "-",
+                  f"{q['agreement']:.1f}", f"{q['sqnr_db']:.1f}" if q.get("sqnr_db") is not None else "exact",
                   f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['peak_rss_mb']:.0f}")
     con = _console()
     con.print(t)

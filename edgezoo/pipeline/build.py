@@ -244,7 +244,7 @@ def _judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[st
                         f"target {plan.target_id} allows {budgets.max_accuracy_drop:g}",
                         hint="try another calibration method or precision, or pass --allow-over-budget",
                     )
-        if q.sqnr_db < 10.0:
+        if q.sqnr_db is not None and q.sqnr_db < 10.0:
             warnings.append(f"{plan.precision} output fidelity is poor: SQNR {q.sqnr_db:.1f} dB against fp32 (top-1 agreement {q.agreement:.1f}%)")
     return verdicts, warnings
 

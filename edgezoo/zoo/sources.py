@@ -74,7 +74,10 @@ def download(url: str, dest: Path, src: WeightsSource, progress: Callable[[int, 
                         if progress:
                             progress(done, total)
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
+                if isinstance(exc, urllib.error.HTTPError):
+                    reason = f"HTTP {exc.code} {exc.reason}"
+                else:
+                    reason = getattr(exc, "reason", None) or exc
                 raise FetchError(
                     f"cannot fetch weights from {url}: {reason}",
                     hint="offline? pass a local copy with --weights PATH, or --weights random for a latency-only run",

@@ -1,0 +1,32 @@
+"""The int8 scheme follows the runtime and the instruction set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from edgezoo.schemas.target import Quantization
+from edgezoo.targets import load_target, quant_scheme
+
+
+def test_x86_with_vnni_is_u8s8_full_range():
+    q = quant_scheme(load_target("generic-cpu"))
+    assert (q.activation_type, q.weight_type, q.format, q.per_channel, q.reduce_range) == ("uint8", "int8", "qdq", True, False)
+
+
+def test_x86_without_vnni_reduces_weight_range():
+    t = load_target("generic-cpu")
+    t = replace(t, hardware=replace(t.hardware, isa=("sse4.2", "avx2", "fma")))
+    q = quant_scheme(t)
+    assert q.activation_type == "uint8" and q.reduce_range is True
+
+
+def test_arm_is_s8s8():
+    for name in ("raspberrypi", "raspberrypi5"):
+        q = quant_scheme(load_target(name))
+        assert (q.activation_type, q.weight_type, q.reduce_range) == ("int8", "int8", False)
+
+
+def test_profile_quantization_table_wins():
+    explicit = Quantization("uint8", "uint8", "qoperator", False, False, "from the profile")
+    t = replace(load_target("raspberrypi"), quantization=explicit)
+    assert quant_scheme(t) is explicit
