@@ -142,7 +142,7 @@ def build_report(result) -> dict:
         "precision": plan.precision,
         "weights": plan.weights,
         "metric": plan.card.evaluation.metric,
-        "eval_data": f"{plan.card.evaluation.dataset}:{plan.card.evaluation.eval_split}",
+        "eval_data": _eval_data_label(plan),
         "variants": variants,
         "speedup_vs_fp32": fp32.latency.p50_ms / chosen.latency.p50_ms if chosen.latency and fp32.latency else None,
         "size_ratio_vs_fp32": chosen.size_bytes / fp32.size_bytes,
@@ -158,6 +158,15 @@ def build_report(result) -> dict:
             "note": "latency is measured on this host with the target's thread count: a proxy for the device, not a device measurement",
         },
     }
+
+
+def _eval_data_label(plan) -> str:
+    if plan.source == "onnx-file":
+        if plan.calib_data is None:
+            return "32 seeded standard-normal inputs (no --calib-data given: fidelity only, not accuracy)"
+        return f"{plan.calib_data.name} (the --calib-data samples)"
+    ev = plan.card.evaluation
+    return f"{ev.dataset}:{ev.eval_split}"
 
 
 def _cpu_name() -> str:

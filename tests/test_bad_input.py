@@ -1,0 +1,155 @@
+"""Bad input: one line saying what to do, a documented non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _assert_one_line(res, code: int, *fragments: str):
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output
+    err_lines = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(err_lines) == 1, res.output
+    for f in fragments:
+        assert f in err_lines[0], err_lines[0]
+
+
+def test_existing_bundle_is_refused_without_force(digits_int8):
+    bundle, archive, _ = digits_int8
+    before = (bundle / "manifest.json").read_bytes()
+    res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--precision", "int8", "--out", str(bundle.parent), ok=None)
+    _assert_one_line(res, 2, "already exists", "--force")
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
+def test_force_replaces_bundle(tmp_path):
+    args = ["export", "digits-cnn", "--target", "generic-cpu", "--precision", "fp32", "--out", str(tmp_path), "--json"]
+    run_cli(*args)
+    run_cli(*args, "--force")
+    assert _leftovers(tmp_path) == ["digits-cnn-generic-cpu-fp32", "digits-cnn-generic-cpu-fp32.tar.gz"]
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = run_cli("export", "digits-cnn", "--target", "generic-cpu", "--out", str(blocker / "sub"), ok=None)
+    _assert_one_line(res, 2, "not writable", "--out")
+
+
+def test_unsupported_precision_names_supported_ones(tmp_path):
+    p = Path(__file__).parents[1] / "targets" / "generic-cpu.toml"
+    board = tmp_path / "fp32only.toml"
+    board.write_text(p.read_text().replace('id = "generic-cpu"', 'id = "fp32only"').replace('precisions = ["fp32", "fp16", "int8", "dynamic-int8"]', 'precisions = ["fp32"]').replace('default_precision = "int8"', 'default_precision = "fp32"'))
+    res = run_cli("export", "digits-cnn", "--target", str(board), "--precision", "int8", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 2, "does not support precision 'int8'", "fp32")
+    assert not (tmp_path / "o").exists()
+
+
+def test_weights_checksum_mismatch(tmp_path):
+    bad = tmp_path / "weights.safetensors"
+    bad.write_bytes(b"\0" * 1000)
+    out = tmp_path / "out"
+    res = run_cli("export", "digits-cnn", "--target", "generic-cpu", "--weights", str(bad), "--out", str(out), ok=None)
+    _assert_one_line(res, 5, "weights")
+    assert _leftovers(out) == []
+
+
+def test_missing_weights_file(tmp_path):
+    res = run_cli("export", "resnet18", "--target", "generic-cpu", "--weights", str(tmp_path / "nope.pth"), "--out", str(tmp_path), ok=None)
+    _assert_one_line(res, 2, "does not exist", "--weights random")
+
+
+def test_offline_download_says_what_to_do(tmp_path, monkeypatch):
+    # make the card's URL unreachable: a closed port on 127.0.0.1
+    import socket
+
+    from edgezoo.zoo import sources
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    real = sources.resolve_weights
+
+    def unreachable(src, **kw):
+        from dataclasses import replace
+
+        return real(replace(src, url=f"http://127.0.0.1:{port}/w.pth"), **kw)
+
+    monkeypatch.setattr(sources, "resolve_weights", unreachable)
+    out = tmp_path / "out"
+    res = run_cli("export", "mobilenet_v3_small", "--target", "generic-cpu", "--out", str(out), ok=None)
+    _assert_one_line(res, 6, "cannot fetch weights", "--weights PATH", "--weights random")
+    assert _leftovers(out) == []
+
+
+def test_corrupt_onnx_file(tmp_path):
+    f = tmp_path / "broken.onnx"
+    f.write_bytes(b"this is not a protobuf at all" * 10)
+    res = run_cli("export", str(f), "--target", "generic-cpu", "--precision", "fp32", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 2, "not a valid ONNX model")
+
+
+def test_missing_model_file(tmp_path):
+    res = run_cli("export", str(tmp_path / "absent.onnx"), "--target", "generic-cpu", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 2, "does not exist")
+
+
+def test_input_shape_mismatch(tiny_onnx, tmp_path):
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--precision", "fp32", "--input-shape", "1x3x32x32", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 2, "does not match", "1x3x16x16")
+
+
+def test_bad_shape_syntax(tiny_onnx, tmp_path):
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--input-shape", "big", "--out", str(tmp_path), ok=None)
+    _assert_one_line(res, 2, "not a shape")
+
+
+def test_int8_without_calibration_data(tiny_onnx, tmp_path):
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--precision", "int8", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 2, "calibration data", "--calib-data")
+
+
+def test_calibration_data_of_wrong_shape(tiny_onnx, tmp_path):
+    np.save(tmp_path / "cal.npy", np.zeros((4, 3, 8, 8), np.float32))
+    out = tmp_path / "o"
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--precision", "int8", "--calib-data", str(tmp_path / "cal.npy"), "--out", str(out), ok=None)
+    _assert_one_line(res, 2, "calibration data", "shape")
+    assert _leftovers(out) == []
+
+
+def test_over_budget_is_refused_unless_allowed(tmp_path):
+    p = Path(__file__).parents[1] / "targets" / "generic-cpu.toml"
+    board = tmp_path / "tiny.toml"
+    board.write_text(p.read_text().replace('id = "generic-cpu"', 'id = "tiny"').replace("max_model_mb = 500.0", "max_model_mb = 0.05"))
+    out = tmp_path / "o"
+    res = run_cli("export", "digits-cnn", "--target", str(board), "--out", str(out), ok=None)
+    _assert_one_line(res, 4, "allows 0.05 MB", "--allow-over-budget")
+    assert _leftovers(out) == []
+    res = run_cli("export", "digits-cnn", "--target", str(board), "--out", str(out), "--allow-over-budget", "--json")
+    assert any("OVER budget" in v for v in json.loads(res.stdout)["report"]["verdicts"])
+
+
+def test_weights_option_is_for_zoo_models(tiny_onnx, tmp_path):
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--weights", "random", "--out", str(tmp_path), ok=None)
+    _assert_one_line(res, 2, "--weights applies to zoo models")
+
+
+def test_verify_of_missing_or_wrong_path(tmp_path):
+    res = run_cli("verify", str(tmp_path / "nothing.tar.gz"), ok=None)
+    _assert_one_line(res, 2, "no bundle")
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(os.urandom(100))
+    res = run_cli("verify", str(junk), ok=None)
+    assert res.exit_code == 5 and "Traceback" not in res.output
