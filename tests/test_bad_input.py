@@ -153,3 +153,29 @@ def test_verify_of_missing_or_wrong_path(tmp_path):
     junk.write_bytes(os.urandom(100))
     res = run_cli("verify", str(junk), ok=None)
     assert res.exit_code == 5 and "Traceback" not in res.output
+
+
+def test_operator_without_runtime_kernel_is_named_before_work(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("FancyActivation", ["r"], ["y"], domain="com.acme", name="block3/fancy"),
+    ]
+    graph = helper.make_graph(nodes, "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)])
+    model.ir_version = 8
+    path = tmp_path / "custom.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "o"
+    res = run_cli("export", str(path), "--target", "generic-cpu", "--precision", "fp32", "--out", str(out), ok=None)
+    _assert_one_line(res, 2, "com.acme::FancyActivation", "block3/fancy", "generic-cpu")
+    assert _leftovers(out) == []
+
+
+def test_report_lists_operators_from_the_runtime_registry(digits_int8):
+    bundle, _, _ = digits_int8
+    rep = json.loads((bundle / "report.json").read_text())
+    ops = {o["op_type"]: o for o in rep["operators"]}
+    assert ops["Conv"]["count"] == 3 and ops["Conv"]["supported"] and ops["Conv"]["placement"] == "CPU"

@@ -185,3 +185,9 @@ def test_runner_works_in_a_venv_with_only_numpy_and_onnxruntime(digits_int8, tmp
     out = subprocess.run([str(py), str(bundle / "run.py"), str(tmp_path / "x.npy"), "--json"], capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["top"][0]["label"] == str(ev.labels[0])
+
+
+def test_dynamic_int8_on_cnn_warns_before_work(tmp_path):
+    res = run_cli("export", "mobilenet_v2", "--target", "generic-cpu", "--precision", "dynamic-int8", "--weights", "random", "--dry-run", "--json", "--out", str(tmp_path))
+    plan = json.loads(res.stdout)
+    assert any("ConvInteger" in w and "slower than fp32" in w for w in plan["warnings"])

@@ -129,6 +129,7 @@ def make_session(model_path: Path, threads: int):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 

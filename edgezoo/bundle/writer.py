@@ -147,6 +147,7 @@ def build_report(result) -> dict:
         "speedup_vs_fp32": fp32.latency.p50_ms / chosen.latency.p50_ms if chosen.latency and fp32.latency else None,
         "size_ratio_vs_fp32": chosen.size_bytes / fp32.size_bytes,
         "export_check": dump(result.export_check) if result.export_check else None,
+        "operators": [dump(o) for o in result.operators],
         "verdicts": result.verdicts,
         "warnings": result.warnings,
         "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
@@ -204,6 +205,10 @@ def render_report_md(report: dict) -> str:
     if report.get("export_check"):
         ec = report["export_check"]
         lines.append(f"Export check (ONNX fp32 vs PyTorch): agreement {ec['agreement']:.2f}%, max abs diff {ec['max_abs_diff']:.3g}.")
+        lines.append("")
+    if report.get("operators"):
+        ops = report["operators"]
+        lines.append("Operators (onnxruntime CPU kernel registry): " + ", ".join(f"{o['op_type']} x{o['count']}" for o in ops) + ".")
         lines.append("")
     for title, key in (("Verdicts", "verdicts"), ("Warnings", "warnings")):
         if report[key]:

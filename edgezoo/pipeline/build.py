@@ -19,6 +19,7 @@ import numpy as np
 from edgezoo.bench.accuracy import Quality, compare
 from edgezoo.bench.latency import Latency, measure
 from edgezoo.errors import BudgetError, ModelFileError, PipelineError, UsageError
+from edgezoo.pipeline.compat import OpSupport, require_supported
 from edgezoo.pipeline.plan import Plan, check_writable
 from edgezoo.stages import Step, sha256_path
 
@@ -46,6 +47,7 @@ class BuildResult:
     verdicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    operators: list[OpSupport] = field(default_factory=list)
     report: dict = field(default_factory=dict)
 
 
@@ -113,9 +115,10 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
         fp32 = work / "fp32.onnx"
         torch_ref = None
         if plan.source == "onnx-file":
-            with _Timer(seconds, "load onnx", progress):
+            with _Timer(seconds, "check compatibility", progress):
                 raw = work / "source.onnx"
                 shutil.copyfile(plan.source_path, raw)
+                operators = require_supported(raw, plan.target_id, plan.runtime)
                 _check_runs(raw, card)
                 lineage.append(Step("load-onnx", "edgezoo", _version(), {"file": plan.source_path.name}, sha256_path(raw), sha256_path(raw)))
         else:
@@ -132,6 +135,8 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
                 lineage.append(torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), weights_sha))
                 torch_ref = _torch_logits(model, x_eval)
                 del model
+            with _Timer(seconds, "check compatibility", progress):
+                operators = require_supported(raw, plan.target_id, plan.runtime)
         with _Timer(seconds, "simplify", progress):
             from edgezoo.stages.simplify import simplify
 
@@ -179,7 +184,7 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
         verdicts, warnings = _judge(plan, variants)
         from edgezoo.bundle.writer import write_bundle
 
-        result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, lineage, export_check, calib_rec, verdicts, list(plan.warnings) + warnings, seconds)
+        result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, lineage, export_check, calib_rec, verdicts, list(plan.warnings) + warnings, seconds, operators=operators)
         with _Timer(seconds, "bundle", progress):
             write_bundle(result, work)
         return result

@@ -33,6 +33,7 @@ def session(path: Path, threads: int = 1):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: graph clean-up notices are not the user's business
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types per failure
@@ -44,3 +45,16 @@ def run_batch(sess, x: np.ndarray) -> np.ndarray:
     name = sess.get_inputs()[0].name
     outs = [sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))]
     return np.concatenate(outs, axis=0)
+
+
+def kernel_registry() -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """(domain, op) -> opset version ranges, from onnxruntime's own CPU kernel registry."""
+    _ort()
+    from onnxruntime.capi import _pybind_state as C
+
+    table: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for k in C.get_all_opkernel_def():
+        if k.provider == "CPUExecutionProvider":
+            domain = "" if k.domain in ("", "ai.onnx") else k.domain
+            table.setdefault((domain, k.op_name), []).append(tuple(k.version_range))
+    return table
