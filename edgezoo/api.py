@@ -47,6 +47,7 @@ def plan_export(
     target: str | Path,
     *,
     precision: str | None = None,
+    fmt: str | None = None,
     weights: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     calib_data: Path | None = None,
@@ -57,6 +58,7 @@ def plan_export(
     threads: int | None = None,
     force: bool = False,
     allow_over_budget: bool = False,
+    tflite_quantizer: str = "pt2e",
 ):
     """Check everything that can be checked before work starts and return the Plan."""
     from edgezoo.errors import UsageError
@@ -84,6 +86,7 @@ def plan_export(
         card,
         tgt,
         precision=precision,
+        fmt=fmt,
         weights=weights_mode,
         weights_path=weights_path,
         source_path=source_path,
@@ -94,6 +97,7 @@ def plan_export(
         threads=threads,
         force=force,
         allow_over_budget=allow_over_budget,
+        tflite_quantizer=tflite_quantizer,
     )
 
 

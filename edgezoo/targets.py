@@ -6,7 +6,6 @@ Profiles are TOML files in the top-level ``targets/`` folder, shipped in the pac
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -49,22 +48,47 @@ def load_target(name_or_path: str | Path) -> Target:
     return target
 
 
-def quant_scheme(target: Target) -> Quantization:
-    """The int8 scheme for the target's runtime and instruction set.
+def quant_scheme(target: Target, fmt: str | None = None) -> Quantization:
+    """The int8 scheme for a format's runtime on the target's instruction set.
 
-    An explicit ``[quantization]`` table in the profile wins; otherwise the scheme is
-    derived from facts about the runtime's kernels (measured in benchmarks/ and
-    documented by onnxruntime):
+    An explicit ``quantization`` table in the profile's format wins; otherwise the scheme
+    is derived from facts about the runtime's kernels (measured in benchmarks/ and
+    documented by the runtimes):
 
-    - x86-64: onnxruntime only fuses QDQ convolutions into QLinearConv/ConvInteger kernels
-      with unsigned activations and signed weights (U8S8). Without VNNI, u8*s8 pairs can
+    - onnxruntime on x86-64: QDQ convolutions become fused integer kernels only with
+      unsigned activations and signed weights (U8S8). Without VNNI, u8*s8 pairs can
       saturate the 16-bit accumulation of ``vpmaddubsw``, so weights get 7 bits (reduce_range).
-    - ARM64: signed activations and weights (S8S8) in QDQ form, onnxruntime's recommended
-      scheme on ARM.
+    - onnxruntime on ARM64: signed activations and weights (S8S8) in QDQ form, its
+      recommended scheme on ARM.
+    - LiteRT: the TFLite int8 spec (asymmetric int8 activations, symmetric per-channel
+      int8 weights), which XNNPACK runs on every CPU.
+    - OpenVINO: NNCF's performance preset (symmetric int8 weights and activations,
+      FakeQuantize), which the CPU plugin lowers to its int8 (VNNI/AMX) kernels.
     """
-    if target.quantization is not None:
-        return target.quantization
+    name, spec = target.format(fmt)
+    if spec.quantization is not None:
+        return spec.quantization
     hw = target.hardware
+    if spec.runtime == "litert":
+        return Quantization(
+            activation_type="int8",
+            weight_type="int8",
+            format="tflite",
+            per_channel=True,
+            reduce_range=False,
+            rationale="derived: LiteRT's int8 spec (int8 activations, symmetric per-channel int8 weights), run by XNNPACK",
+            tool="litert-torch PT2E",
+        )
+    if spec.runtime == "openvino":
+        return Quantization(
+            activation_type="int8" if "amx_int8" in hw.isa else "uint8",
+            weight_type="int8",
+            format="fakequantize",
+            per_channel=True,
+            reduce_range=False,
+            rationale="derived: NNCF post-training quantization, performance preset, lowered by the OpenVINO CPU plugin",
+            tool="nncf.quantize",
+        )
     if hw.arch == "x86_64":
         vnni = any(flag in hw.isa for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
         return Quantization(
@@ -78,6 +102,7 @@ def quant_scheme(target: Target) -> Quantization:
                 "only with uint8 activations and int8 weights (U8S8); "
                 + ("VNNI present, full 8-bit weights" if vnni else "no VNNI, 7-bit weights (reduce_range) to avoid saturation")
             ),
+            tool="onnxruntime.quantization",
         )
     return Quantization(
         activation_type="int8",
@@ -86,8 +111,5 @@ def quant_scheme(target: Target) -> Quantization:
         per_channel=True,
         reduce_range=False,
         rationale="derived: onnxruntime on ARM recommends int8 activations and weights (S8S8) in QDQ form",
+        tool="onnxruntime.quantization",
     )
-
-
-def with_threads(target: Target, threads: int) -> Target:
-    return replace(target, runtime=replace(target.runtime, threads=threads))

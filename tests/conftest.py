@@ -23,14 +23,33 @@ def run_cli(*args: str, ok: bool | None = True):
     return result
 
 
-@pytest.fixture(scope="session")
-def digits_int8(tmp_path_factory):
-    """One int8 export of digits-cnn for raspberrypi, shared by the tests that only read it."""
+def _export_once(tmp_path_factory, *args: str):
     out = tmp_path_factory.mktemp("dist")
     os.environ.setdefault("EDGEZOO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    res = CliRunner().invoke(cli, ["export", "digits-cnn", "--target", "raspberrypi", "--precision", "int8", "--out", str(out), "--json"], catch_exceptions=False)
+    res = CliRunner().invoke(cli, ["export", *args, "--out", str(out), "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    return out / "digits-cnn-raspberrypi-int8", out / "digits-cnn-raspberrypi-int8.tar.gz", res
+    import json
+
+    bundle = Path(json.loads(res.stdout)["bundle"])
+    return bundle, bundle.parent / f"{bundle.name}.tar.gz", res
+
+
+@pytest.fixture(scope="session")
+def digits_int8(tmp_path_factory):
+    """One onnxruntime int8 export of digits-cnn for raspberrypi (ARM: S8S8), shared by the tests that only read it."""
+    return _export_once(tmp_path_factory, "digits-cnn", "--target", "raspberrypi", "--format", "onnx", "--precision", "int8")
+
+
+@pytest.fixture(scope="session")
+def digits_tflite_int8(tmp_path_factory):
+    """LiteRT int8 (the Pi's default format) of digits-cnn."""
+    return _export_once(tmp_path_factory, "digits-cnn", "--target", "raspberrypi")
+
+
+@pytest.fixture(scope="session")
+def digits_openvino_int8(tmp_path_factory):
+    """OpenVINO IR int8 (NNCF) of digits-cnn for intel-cpu."""
+    return _export_once(tmp_path_factory, "digits-cnn", "--target", "intel-cpu")
 
 
 def copy_bundle(src: Path, dest_root: Path) -> Path:

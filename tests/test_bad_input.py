@@ -28,7 +28,7 @@ def _assert_one_line(res, code: int, *fragments: str):
 def test_existing_bundle_is_refused_without_force(digits_int8):
     bundle, archive, _ = digits_int8
     before = (bundle / "manifest.json").read_bytes()
-    res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--precision", "int8", "--out", str(bundle.parent), ok=None)
+    res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--format", "onnx", "--precision", "int8", "--out", str(bundle.parent), ok=None)
     _assert_one_line(res, 2, "already exists", "--force")
     assert (bundle / "manifest.json").read_bytes() == before
 
@@ -50,7 +50,9 @@ def test_unwritable_output_folder(tmp_path):
 def test_unsupported_precision_names_supported_ones(tmp_path):
     p = Path(__file__).parents[1] / "targets" / "generic-cpu.toml"
     board = tmp_path / "fp32only.toml"
-    board.write_text(p.read_text().replace('id = "generic-cpu"', 'id = "fp32only"').replace('precisions = ["fp32", "fp16", "int8", "dynamic-int8"]', 'precisions = ["fp32"]').replace('default_precision = "int8"', 'default_precision = "fp32"'))
+    text = p.read_text().replace('id = "generic-cpu"', 'id = "fp32only"')
+    text = text.replace('precisions = ["fp32", "fp16", "int8", "dynamic-int8"]\ndefault_precision = "int8"', 'precisions = ["fp32"]\ndefault_precision = "fp32"', 1)
+    board.write_text(text)
     res = run_cli("export", "digits-cnn", "--target", str(board), "--precision", "int8", "--out", str(tmp_path / "o"), ok=None)
     _assert_one_line(res, 2, "does not support precision 'int8'", "fp32")
     assert not (tmp_path / "o").exists()

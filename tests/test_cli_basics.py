@@ -40,8 +40,9 @@ def test_info_renders_card():
 
 def test_targets_show_includes_derived_scheme():
     data = json.loads(run_cli("targets", "show", "generic-cpu", "--json").output)
-    assert data["quantization"]["activation_type"] == "uint8"
-    assert data["quantization"]["weight_type"] == "int8"
+    assert data["quantization"]["onnx"]["activation_type"] == "uint8"
+    assert data["quantization"]["onnx"]["weight_type"] == "int8"
+    assert data["quantization"]["tflite"]["format"] == "tflite"
     assert data["hardware"]["arch"] == "x86_64"
 
 

@@ -24,27 +24,33 @@ def _peak_rss_kb() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def main(argv: list[str]) -> None:
-    runtime, model, threads, warmup, runs, min_seconds = argv
-    threads, warmup, runs, min_seconds = int(threads), int(warmup), int(runs), float(min_seconds)
-    if runtime != "onnxruntime":
-        raise SystemExit(f"unknown runtime {runtime}")
-    from edgezoo.runtimes import onnxruntime as rt
+def _input_shape(runtime: str, runner) -> list[int]:
+    if runtime == "onnxruntime":
+        shape = runner.sess.get_inputs()[0].shape
+    elif runtime == "litert":
+        shape = runner.inp["shape"]
+    else:
+        shape = runner.compiled.inputs[0].get_partial_shape().to_shape()
+    return [d if isinstance(d, int) and d > 0 else 1 for d in (int(v) if str(v).isdigit() else v for v in shape)]
 
+
+def main(argv: list[str]) -> None:
+    runtime, model, threads, warmup, runs, min_seconds, config = argv
+    threads, warmup, runs, min_seconds = int(threads), int(warmup), int(runs), float(min_seconds)
+    from edgezoo import runtimes
+
+    rt = runtimes.get(runtime)
     t0 = time.perf_counter()
-    sess = rt.session(Path(model), threads)
+    runner = rt.open(Path(model), threads, json.loads(config))
     load_ms = (time.perf_counter() - t0) * 1000
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    feed = {inp.name: x}
+    x = np.random.default_rng(0).standard_normal(_input_shape(runtime, runner)).astype(np.float32)
     for _ in range(warmup):
-        sess.run(None, feed)
+        runner.run(x)
     times = []
     start = time.perf_counter()
     while len(times) < runs or (time.perf_counter() - start) < min_seconds:
         t = time.perf_counter()
-        sess.run(None, feed)
+        runner.run(x)
         times.append((time.perf_counter() - t) * 1000)
     arr = np.asarray(times)
     peak_kb = _peak_rss_kb()

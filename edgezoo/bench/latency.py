@@ -31,8 +31,8 @@ class Latency:
     load_ms: float
 
 
-def measure(model: Path, *, runtime: str = "onnxruntime", threads: int = 1, warmup: int = 10, runs: int = 50, min_seconds: float = 0.0) -> Latency:
-    cmd = [sys.executable, "-m", "edgezoo.bench._worker", runtime, str(model), str(threads), str(warmup), str(runs), str(min_seconds)]
+def measure(model: Path, *, runtime: str = "onnxruntime", threads: int = 1, config: dict | None = None, warmup: int = 10, runs: int = 50, min_seconds: float = 0.0) -> Latency:
+    cmd = [sys.executable, "-m", "edgezoo.bench._worker", runtime, str(model), str(threads), str(warmup), str(runs), str(min_seconds), json.dumps(config or {})]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.communicate()

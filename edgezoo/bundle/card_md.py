@@ -67,6 +67,7 @@ def render(card, version=None, bundle: dict | None = None) -> str:
             f"- precision: **{bundle['precision']}**" + (f" ({bundle['scheme']})" if bundle.get("scheme") else ""),
             f"- weights used: {bundle['weights']}",
             "- measured accuracy, fidelity and latency: see `report.md`",
-            "",
         ]
+        lines += [f"- on the device: {note}" for note in bundle.get("deploy", [])]
+        lines.append("")
     return "\n".join(lines)

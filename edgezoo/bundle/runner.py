@@ -2,7 +2,8 @@
 """Run an edgezoo bundle on one input and print the top classes.
 
 This file is copied verbatim into every bundle as ``run.py``. It needs only numpy and
-the bundle's runtime (onnxruntime), plus Pillow when the input is an image file.
+the bundle's runtime (onnxruntime; ai-edge-litert, or tflite-runtime on older images;
+openvino), plus Pillow when the input is an image file.
 
     python run.py INPUT [--top K] [--threads N] [--json]
 
@@ -121,16 +122,72 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def make_session(model_path: Path, threads: int):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise RuntimeError("this bundle needs onnxruntime: pip install onnxruntime") from None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+class _Onnx:
+    def __init__(self, path: Path, threads: int, config: dict):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeError("this bundle needs onnxruntime: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+
+    def run(self, x):
+        return self.sess.run(None, {self.name: x})[0]
+
+
+class _Litert:
+    def __init__(self, path: Path, threads: int, config: dict):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:  # older Raspberry Pi OS images ship the predecessor
+                from tflite_runtime.interpreter import Interpreter
+            except ImportError:
+                raise RuntimeError("this bundle needs ai-edge-litert (or tflite-runtime): pip install ai-edge-litert") from None
+        self.it = Interpreter(model_path=str(path), num_threads=threads)
+        self.it.allocate_tensors()
+        self.inp = self.it.get_input_details()[0]
+        self.out = self.it.get_output_details()[0]
+
+    def run(self, x):
+        d = self.inp
+        if d["dtype"] in (np.int8, np.uint8):  # full-integer model: quantize with the tensor's own scale
+            scale, zero = d["quantization"]
+            info = np.iinfo(d["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.it.set_tensor(d["index"], x.astype(d["dtype"]))
+        self.it.invoke()
+        y = self.it.get_tensor(self.out["index"])
+        if self.out["dtype"] in (np.int8, np.uint8):
+            scale, zero = self.out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+
+class _Openvino:
+    def __init__(self, path: Path, threads: int, config: dict):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeError("this bundle needs openvino: pip install openvino") from None
+        cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **config}
+        self.request = ov.Core().compile_model(str(path), "CPU", cfg).create_infer_request()
+
+    def run(self, x):
+        self.request.infer({0: x})
+        return np.array(self.request.get_output_tensor(0).data)
+
+
+RUNTIMES = {"onnxruntime": _Onnx, "litert": _Litert, "openvino": _Openvino}
+
+
+def make_session(manifest: dict, threads: int):
+    rt = manifest["runtime"]
+    return RUNTIMES[rt["name"]](HERE / manifest["model_file"], threads, rt.get("config", {}))
 
 
 def main(argv=None) -> int:
@@ -151,8 +208,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        session = make_session(HERE / manifest["model_file"], args.threads)
-        (logits,) = session.run(None, {input_spec["name"]: x})
+        logits = make_session(manifest, args.threads).run(x)
     except Exception as exc:
         print(f"error: the runtime failed: {exc}", file=sys.stderr)
         return 3

@@ -14,6 +14,8 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from edgezoo import __version__
 from edgezoo.bundle import card_md
 from edgezoo.bundle.archive import write_tar_gz
@@ -21,7 +23,7 @@ from edgezoo.schemas._strict import dump
 from edgezoo.schemas.manifest import MANIFEST_SCHEMA_VERSION
 
 SUMS = "SHA256SUMS"
-MODEL_FILE = "model.onnx"
+MODEL_FILE = {"onnx": "model.onnx", "tflite": "model.tflite", "openvino": "model.xml"}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -32,9 +34,48 @@ def _json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _tensor_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]:
-    """Inputs and outputs as the runtime sees them, with the quantization parameters of the
-    first QuantizeLinear on the input and the last DequantizeLinear on the output, if any."""
+def _tensor_specs(model_path: Path, fmt: str, card) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs as the runtime sees them, with quantization parameters where the
+    model's I/O is quantized (or first quantized, for ONNX QDQ)."""
+    if fmt == "tflite":
+        return _tflite_specs(model_path, card)
+    if fmt == "openvino":
+        return _openvino_specs(model_path, card)
+    return _onnx_specs(model_path, card)
+
+
+def _tflite_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]:
+    from edgezoo.runtimes.litert import _interp
+
+    it = _interp().Interpreter(model_path=str(model_path))
+
+    def spec(d, layout=None):
+        out = {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+        if layout:
+            out["layout"] = layout
+        scale, zero = d["quantization"]
+        if scale:
+            out["quantization"] = {"scale": [float(scale)], "zero_point": [int(zero)], "dtype": np.dtype(d["dtype"]).name, "where": "tensor"}
+        return out
+
+    return [spec(d, card.input.layout) for d in it.get_input_details()], [spec(d) for d in it.get_output_details()]
+
+
+def _openvino_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(model_path))
+
+    def spec(port, layout=None):
+        out = {"name": port.get_any_name(), "shape": [int(d) for d in port.get_partial_shape().to_shape()], "dtype": port.get_element_type().to_dtype().name}
+        if layout:
+            out["layout"] = layout
+        return out
+
+    return [spec(p, card.input.layout) for p in model.inputs], [spec(p) for p in model.outputs]
+
+
+def _onnx_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]:
     import onnx
     from onnx import numpy_helper
 
@@ -78,7 +119,9 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> dict:
 
     plan, card, target = result.plan, result.plan.card, result.plan.target
     v = card.version()
-    inputs, outputs = _tensor_specs(model_path, card)
+    spec = target.formats[plan.format]
+    chosen = result.variants[plan.precision]
+    inputs, outputs = _tensor_specs(model_path, plan.format, card)
     from edgezoo.targets import _profile_files
 
     prof = _profile_files().get(target.id)
@@ -101,9 +144,18 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> dict:
             "weights_sha256": v.weights.sha256 if plan.weights != "random" else "",
         },
         "target": {"id": target.id, "name": target.name, "arch": target.hardware.arch, "threads": plan.threads, "profile_sha256": profile_sha},
-        "runtime": {"name": target.runtime.name, "version": _runtime_version(), "format": target.runtime.format, "opset": plan.opset},
+        "runtime": {
+            "name": plan.runtime,
+            "version": _runtime_version(plan.runtime),
+            "format": plan.format,
+            "opset": plan.opset if plan.format == "onnx" else 0,
+            "config": dict(chosen.artifact.config),
+            "accelerator": spec.accelerator,
+            "proxy": spec.proxy,
+        },
         "precision": plan.precision,
-        "model_file": MODEL_FILE,
+        "model_file": MODEL_FILE[plan.format],
+        "deploy": deploy_notes(plan),
         "inputs": inputs,
         "outputs": outputs,
         "preprocess": dump(card.preprocess),
@@ -119,10 +171,26 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> dict:
     return manifest
 
 
-def _runtime_version() -> str:
-    from edgezoo.runtimes import onnxruntime as rt
+def _runtime_version(name: str) -> str:
+    from edgezoo import runtimes
 
-    return rt.version()
+    return runtimes.get(name).version()
+
+
+def deploy_notes(plan) -> list[str]:
+    """What to do with the bundle on the device, when the device's toolchain cannot run here."""
+    spec = plan.target.formats[plan.format]
+    notes = []
+    if spec.accelerator == "edgetpu":
+        notes.append(
+            "Compile for the Edge TPU on an x86-64 Debian/Ubuntu machine (edgetpu_compiler runs nowhere else): "
+            "`edgetpu_compiler -s model.tflite` writes model_edgetpu.tflite and a log of the operators mapped to the Edge TPU; "
+            "run that file with libedgetpu and the tflite runtime's EdgeTPU delegate."
+        )
+    if plan.target_id.startswith("jetson") or "TensorRT" in spec.proxy:
+        flag = {"fp16": " --fp16", "int8": " --int8"}.get(plan.precision, "")
+        notes.append(f"Build the TensorRT engine on the device: `trtexec --onnx=model.onnx{flag} --saveEngine=model.plan`.")
+    return notes
 
 
 def build_report(result) -> dict:
@@ -130,6 +198,8 @@ def build_report(result) -> dict:
     variants = {}
     for name, v in result.variants.items():
         variants[name] = {
+            "runtime_config": dict(v.artifact.config),
+            "effective_precision": v.effective_precision or None,
             "size_bytes": v.size_bytes,
             "quality": dump(v.quality) if v.quality else None,
             "latency": dump(v.latency) if v.latency else None,
@@ -144,6 +214,8 @@ def build_report(result) -> dict:
         "metric": plan.card.evaluation.metric,
         "eval_data": _eval_data_label(plan),
         "variants": variants,
+        "format": plan.format,
+        "runtime": plan.runtime,
         "speedup_vs_fp32": fp32.latency.p50_ms / chosen.latency.p50_ms if chosen.latency and fp32.latency else None,
         "size_ratio_vs_fp32": chosen.size_bytes / fp32.size_bytes,
         "export_check": dump(result.export_check) if result.export_check else None,
@@ -182,7 +254,9 @@ def _cpu_name() -> str:
 
 def render_report_md(report: dict) -> str:
     lines = [
-        f"# Report: {report['model']} for {report['target']} ({report['precision']})",
+        f"# Report: {report['model']} for {report['target']} ({report['format']}, {report['precision']})",
+        "",
+        f"Runtime: {report['runtime']}.",
         "",
         f"Weights: {report['weights']}. Evaluation data: `{report['eval_data']}` (metric: {report['metric']}).",
         "",
@@ -222,8 +296,13 @@ def write_bundle(result, work: Path) -> None:
     plan = result.plan
     staging = work / plan.bundle_dir.name
     staging.mkdir()
-    model_path = staging / MODEL_FILE
-    shutil.copyfile(result.variants[plan.precision].path, model_path)
+    model_path = staging / MODEL_FILE[plan.format]
+    artifact = result.variants[plan.precision].artifact
+    model_files = []
+    for f in artifact.files:
+        dest = model_path.with_suffix(f.suffix)
+        shutil.copyfile(f, dest)
+        model_files.append(dest.name)
     runner = resources.files("edgezoo.bundle").joinpath("runner.py").read_bytes()
     (staging / "run.py").write_bytes(runner)
     os.chmod(staging / "run.py", 0o755)
@@ -232,15 +311,16 @@ def write_bundle(result, work: Path) -> None:
         bundle={
             "target": plan.target_id,
             "runtime": plan.runtime,
-            "runtime_version": _runtime_version(),
+            "runtime_version": _runtime_version(plan.runtime),
             "format": plan.format,
             "precision": plan.precision,
             "scheme": _scheme_text(plan.quantization),
             "weights": plan.weights,
+            "deploy": deploy_notes(plan),
         },
     )
     (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")
-    files = {name: sha256_bytes((staging / name).read_bytes()) for name in (MODEL_FILE, "run.py", "MODEL_CARD.md")}
+    files = {name: sha256_bytes((staging / name).read_bytes()) for name in (*model_files, "run.py", "MODEL_CARD.md")}
     manifest = build_manifest(result, model_path, files)
     (staging / "manifest.json").write_text(_json(manifest), encoding="utf-8")
     report = build_report(result)

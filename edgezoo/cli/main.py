@@ -149,11 +149,13 @@ def targets_cmd(ctx, as_json):
     from rich.table import Table
 
     t = Table(title="edgezoo targets")
-    for col in ("target", "name", "arch", "cores", "RAM", "runtime", "format", "default"):
+    for col in ("target", "name", "arch", "cores", "RAM", "formats (default first)", "default precision"):
         t.add_column(col)
     for tg in tgts:
-        h, r = tg.hardware, tg.runtime
-        t.add_row(tg.id, tg.name, h.arch, str(h.cores), f"{h.ram_mb} MB", r.name, r.format, r.default_precision)
+        h = tg.hardware
+        fmts = [tg.default_format] + [f for f in tg.formats if f != tg.default_format]
+        t.add_row(tg.id, tg.name, h.arch, str(h.cores), f"{h.ram_mb} MB",
+                  ", ".join(f"{f} ({tg.formats[f].runtime})" for f in fmts), tg.formats[tg.default_format].default_precision)
     _console().print(t)
 
 
@@ -174,7 +176,7 @@ def targets_show(target, as_json):
 
     tg = api.load_target(target)
     data = dump(tg)
-    data["quantization"] = dump(quant_scheme(tg))
+    data["quantization"] = {f: dump(quant_scheme(tg, f)) for f in tg.formats}
     if as_json:
         _emit_json(data)
         return
@@ -183,8 +185,10 @@ def targets_show(target, as_json):
     t = Table(title=f"{tg.id}: {tg.name}", show_header=False)
     t.add_column("key", style="bold")
     t.add_column("value")
-    for section in ("hardware", "runtime", "quantization", "calibration", "budgets"):
-        for k, v in data.get(section, {}).items():
+    t.add_row("threads", str(tg.threads))
+    t.add_row("default_format", tg.default_format)
+    for section in ("hardware", "formats", "quantization", "calibration", "budgets"):
+        for k, v in _flatten(data.get(section, {})).items():
             t.add_row(f"{section}.{k}", ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     _console().print(t)
     _console().print(tg.description)
@@ -192,10 +196,21 @@ def targets_show(target, as_json):
         _console().print(tg.notes)
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 @cli.command("export", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile id (see `edgezoo targets`) or a .toml path.")
-@click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "int8", "dynamic-int8"]), help="Default: the profile's.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["onnx", "tflite", "openvino"]), help="Default: the profile's default format.")
+@click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Default: the profile's for the format.")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Output folder.")
 @click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' for latency-only runs.")
 @click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
@@ -204,12 +219,14 @@ def targets_show(target, as_json):
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
 @click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
+@click.option("--tflite-quantizer", type=click.Choice(["pt2e", "aeq"]), default="pt2e", show_default=True,
+              help="LiteRT static int8: litert-torch PT2E or AI Edge Quantizer.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
-def export_cmd(model, target, precision, out_dir, weights, input_shape, calib_data, license_, calibration_method,
-               calibration_samples, threads, force, allow_over_budget, dry_run, as_json):
+def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, license_, calibration_method,
+               calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
     """Export MODEL (a zoo id or an .onnx file) for a target, benchmark it on the target's
     runtime, and write a verifiable bundle (folder + .tar.gz).
 
@@ -217,6 +234,8 @@ def export_cmd(model, target, precision, out_dir, weights, input_shape, calib_da
     Examples:
       edgezoo export digits-cnn --target raspberrypi
       edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
+      edgezoo export digits-cnn --target intel-cpu                 # OpenVINO IR int8 (NNCF)
+      edgezoo export digits-cnn --target raspberrypi --format onnx
       edgezoo export mobilenet_v3_small --target raspberrypi --weights random
       edgezoo export resnet18 --target generic-cpu --weights ~/Downloads/resnet18-f37072fd.pth
       edgezoo export ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224 --precision fp32
@@ -226,7 +245,7 @@ def export_cmd(model, target, precision, out_dir, weights, input_shape, calib_da
     from edgezoo.pipeline.plan import parse_shape
 
     plan = api.plan_export(
-        model, target, precision=precision, weights=weights,
+        model, target, precision=precision, fmt=fmt, weights=weights, tflite_quantizer=tflite_quantizer,
         input_shape=parse_shape(input_shape) if input_shape else None, calib_data=calib_data, license=license_,
         out_dir=out_dir, calibration_method=calibration_method, calibration_samples=calibration_samples,
         threads=threads, force=force, allow_over_budget=allow_over_budget,
@@ -290,7 +309,7 @@ def _print_plan(summary: dict) -> None:
 def _print_report(report: dict) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{report['model']} on {report['target']} (host proxy, onnxruntime)")
+    t = Table(title=f"{report['model']} on {report['target']}: {report['format']} (host proxy, {report['runtime']})")
     for col in ("variant", "size KB", "top-1 %", "agree %", "SQNR dB", "p50 ms", "p90 ms", "peak MB"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for name, v in report["variants"].items():

@@ -1,4 +1,4 @@
-"""Execute a Plan: source -> fp32 ONNX -> variant -> measurements -> bundle.
+"""Execute a Plan: source -> fp32 model in the target's format -> variant -> measurements -> bundle.
 
 All work happens in a private temporary folder under the output folder; the bundle
 appears only when everything succeeded (rename), so a failure leaves nothing behind.
@@ -6,7 +6,6 @@ appears only when everything succeeded (rename), so a failure leaves nothing beh
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -19,7 +18,8 @@ import numpy as np
 from edgezoo.bench.accuracy import Quality, compare
 from edgezoo.bench.latency import Latency, measure
 from edgezoo.errors import BudgetError, ModelFileError, PipelineError, UsageError
-from edgezoo.pipeline.compat import OpSupport, require_supported
+from edgezoo.pipeline import compat
+from edgezoo.pipeline.formats import BUILDERS, Artifact, Context
 from edgezoo.pipeline.plan import Plan, check_writable
 from edgezoo.stages import Step, sha256_path
 
@@ -29,10 +29,14 @@ Progress = Callable[[str], None]
 @dataclass
 class Variant:
     precision: str
-    path: Path
-    size_bytes: int
+    artifact: Artifact
     quality: Quality | None = None
     latency: Latency | None = None
+    effective_precision: str = ""
+
+    @property
+    def size_bytes(self) -> int:
+        return self.artifact.size_bytes
 
 
 @dataclass
@@ -47,7 +51,7 @@ class BuildResult:
     verdicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    operators: list[OpSupport] = field(default_factory=list)
+    operators: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
 
 
@@ -64,7 +68,7 @@ class _Timer:
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
 
 
-def _load_data(plan: Plan):
+def load_data(plan: Plan):
     """(calibration inputs, eval inputs, eval labels or None, calibration record)."""
     card = plan.card
     if plan.source == "onnx-file":
@@ -87,7 +91,7 @@ def _load_data(plan: Plan):
         data = data.astype(np.float32)
         import hashlib
 
-        rec = {"dataset": str(plan.calib_data), "split": "all", "samples": int(len(data)), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+        rec = {"dataset": str(plan.calib_data), "split": "all", "samples": int(min(len(data), plan.calibration_samples)), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
         return data[: plan.calibration_samples], data, None, rec
     from edgezoo.zoo import datasets
 
@@ -100,91 +104,100 @@ def _load_data(plan: Plan):
     return x_cal, x_eval, evs.labels, rec
 
 
-def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
-    from edgezoo.runtimes import onnxruntime as rt
+def prepare_source(plan: Plan, ctx: Context, seconds: dict, progress, x_eval: np.ndarray):
+    """Load the source model; produce what the format's builder starts from. Returns
+    (compatibility report, PyTorch reference logits or None)."""
+    card = plan.card
+    torch_ref = None
+    if plan.source == "zoo":
+        from edgezoo.stages import torch_to_onnx
+        from edgezoo.zoo.sources import resolve_weights
 
-    card, target = plan.card, plan.target
+        src = card.version().weights
+        with _Timer(seconds, "fetch weights", progress):
+            wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
+        ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
+        with _Timer(seconds, "load model", progress):
+            ctx.torch_model = torch_to_onnx.load_model(card, wpath, recalib=ctx.x_cal if plan.weights == "random" else None)
+            torch_ref = _torch_logits(ctx.torch_model, x_eval)
+    if plan.format == "tflite":
+        return None, torch_ref  # the compatibility check reads the converted .tflite
+    raw = ctx.work / "source.onnx"
+    if plan.source == "zoo":
+        from edgezoo.stages import torch_to_onnx
+
+        with _Timer(seconds, "export onnx", progress):
+            ctx.lineage.append(torch_to_onnx.export_onnx(ctx.torch_model, card, raw, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), ctx.weights_sha))
+    else:
+        shutil.copyfile(plan.source_path, raw)
+        ctx.lineage.append(Step("load-onnx", "edgezoo", _version(), {"file": plan.source_path.name}, sha256_path(raw), sha256_path(raw)))
+    with _Timer(seconds, "check compatibility", progress):
+        report = compat.check_onnx(raw) if plan.format == "onnx" else compat.check_openvino(raw)
+        compat.require_supported(report, plan.target_id, plan.runtime)
+        if plan.source == "onnx-file":
+            _check_runs(raw, card)
+    with _Timer(seconds, "simplify", progress):
+        from edgezoo.stages.simplify import simplify
+
+        ctx.onnx_fp32 = ctx.work / "fp32.onnx"
+        ctx.lineage.append(simplify(raw, ctx.onnx_fp32))
+    return report, torch_ref
+
+
+def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
+    from edgezoo import runtimes
+
+    card = plan.card
     out_dir = plan.bundle_dir.parent
     check_writable(out_dir)
     work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=out_dir))
     seconds: dict[str, float] = {}
-    lineage: list[Step] = []
     try:
         with _Timer(seconds, "load data", progress):
-            x_cal, x_eval, labels, calib_rec = _load_data(plan)
-        fp32 = work / "fp32.onnx"
-        torch_ref = None
-        if plan.source == "onnx-file":
+            x_cal, x_eval, labels, calib_rec = load_data(plan)
+        ctx = Context(plan, work, [], x_cal, calib_rec["sha256"] if calib_rec else "")
+        operators, torch_ref = prepare_source(plan, ctx, seconds, progress, x_eval)
+        builder = BUILDERS[plan.format]
+        with _Timer(seconds, f"convert {plan.format} fp32", progress):
+            fp32 = builder.fp32(ctx)
+        if plan.format == "tflite":
             with _Timer(seconds, "check compatibility", progress):
-                raw = work / "source.onnx"
-                shutil.copyfile(plan.source_path, raw)
-                operators = require_supported(raw, plan.target_id, plan.runtime)
-                _check_runs(raw, card)
-                lineage.append(Step("load-onnx", "edgezoo", _version(), {"file": plan.source_path.name}, sha256_path(raw), sha256_path(raw)))
-        else:
-            from edgezoo.stages import torch_to_onnx
-            from edgezoo.zoo.sources import resolve_weights
-
-            src = card.version().weights
-            with _Timer(seconds, "fetch weights", progress):
-                wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
-            with _Timer(seconds, "export onnx", progress):
-                model = torch_to_onnx.load_model(card, wpath, recalib=x_cal if plan.weights == "random" else None)
-                raw = work / "export.onnx"
-                weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
-                lineage.append(torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), weights_sha))
-                torch_ref = _torch_logits(model, x_eval)
-                del model
-            with _Timer(seconds, "check compatibility", progress):
-                operators = require_supported(raw, plan.target_id, plan.runtime)
-        with _Timer(seconds, "simplify", progress):
-            from edgezoo.stages.simplify import simplify
-
-            lineage.append(simplify(raw, fp32))
-        variants = {"fp32": Variant("fp32", fp32, fp32.stat().st_size)}
+                operators = compat.require_supported(compat.check_tflite(fp32.path), plan.target_id, plan.runtime)
+        variants = {"fp32": Variant("fp32", fp32)}
         if plan.precision != "fp32":
-            from edgezoo.stages import quantize_onnx as qo
-
-            out = work / f"{plan.precision}.onnx"
             with _Timer(seconds, f"build {plan.precision}", progress):
-                if plan.precision == "int8":
-                    q = plan.quantization
-                    cfg = qo.StaticConfig(
-                        activation_type=q.activation_type,
-                        weight_type=q.weight_type,
-                        format=q.format,
-                        per_channel=q.per_channel,
-                        reduce_range=q.reduce_range,
-                        calibration_method=plan.calibration_method,
-                        calibration_sha256=calib_rec["sha256"],
-                        calibration_samples=int(len(x_cal)),
-                    )
-                    lineage.append(qo.quantize_static(fp32, out, x_cal, cfg))
-                elif plan.precision == "dynamic-int8":
-                    lineage.append(qo.quantize_dynamic(fp32, out))
-                else:
-                    lineage.append(qo.convert_fp16(fp32, out))
-            variants[plan.precision] = Variant(plan.precision, out, out.stat().st_size)
-
+                variants[plan.precision] = Variant(plan.precision, builder.variant(ctx, fp32, plan.precision))
+            if plan.format == "tflite" and plan.target.formats["tflite"].accelerator:
+                # the accelerator's placement is read from the quantized model it would compile
+                operators = compat.check_tflite(variants[plan.precision].artifact.path, plan.target.formats["tflite"].accelerator)
+        rt = runtimes.get(plan.runtime)
         with _Timer(seconds, "evaluate", progress):
-            ref_logits = rt.run_batch(rt.session(fp32, plan.threads), x_eval)
-            export_check = compare(torch_ref, ref_logits, labels) if torch_ref is not None else None
+            ref_logits = None
             for v in variants.values():
-                logits = ref_logits if v.precision == "fp32" else rt.run_batch(rt.session(v.path, plan.threads), x_eval)
+                runner = rt.open(v.artifact.path, plan.threads, v.artifact.config)
+                if plan.runtime == "openvino":
+                    from edgezoo.runtimes.openvino import effective_precision
+
+                    v.effective_precision = effective_precision(runner)
+                logits = runtimes.run_batch(runner, x_eval)
+                if ref_logits is None:
+                    ref_logits = logits
                 v.quality = compare(ref_logits, logits, labels)
+            export_check = compare(torch_ref, ref_logits, labels) if torch_ref is not None else None
         if export_check is not None and export_check.agreement < 99.5:
             raise PipelineError(
-                f"the exported ONNX model disagrees with PyTorch on {100 - export_check.agreement:.1f}% of samples "
+                f"the exported {plan.format} fp32 model disagrees with PyTorch on {100 - export_check.agreement:.1f}% of samples "
                 f"(max abs diff {export_check.max_abs_diff:.3g})"
             )
         with _Timer(seconds, "benchmark latency", progress):
             for v in variants.values():
-                v.latency = measure(v.path, runtime="onnxruntime", threads=plan.threads, warmup=10, runs=50, min_seconds=1.0)
+                v.latency = measure(v.artifact.path, runtime=plan.runtime, threads=plan.threads, config=v.artifact.config, warmup=10, runs=50, min_seconds=1.0)
 
-        verdicts, warnings = _judge(plan, variants)
+        verdicts, warnings = judge(plan, variants)
         from edgezoo.bundle.writer import write_bundle
 
-        result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, lineage, export_check, calib_rec, verdicts, list(plan.warnings) + warnings, seconds, operators=operators)
+        result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, ctx.lineage, export_check, calib_rec, verdicts,
+                             list(plan.warnings) + warnings, seconds, operators=operators or [])
         with _Timer(seconds, "bundle", progress):
             write_bundle(result, work)
         return result
@@ -200,18 +213,17 @@ def _torch_logits(model, x: np.ndarray) -> np.ndarray:
 
 
 def _check_runs(path: Path, card) -> None:
-    """The user's model must load and run in the target runtime on a sample of its shape."""
+    """The user's model must load and run in onnxruntime on a sample of its shape."""
     from edgezoo.runtimes import onnxruntime as rt
 
-    sess = rt.session(path, 1)
-    x = np.zeros(card.input.shape, np.float32)
+    runner = rt.open(path, 1)
     try:
-        sess.run(None, {card.input.name: x})
+        runner.run(np.zeros(card.input.shape, np.float32))
     except Exception as exc:
         raise ModelFileError(f"{path.name} does not run on input shape {list(card.input.shape)}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def _judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str]]:
+def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str]]:
     """Budget verdicts (hard) and plain statements about speed and accuracy (never hidden)."""
     verdicts, warnings = [], []
     budgets = plan.target.budgets
@@ -232,6 +244,8 @@ def _judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[st
             f"host p50 latency {p50:.2f} ms {'within' if p50 <= budgets.max_latency_ms else 'over'} budget "
             f"{budgets.max_latency_ms:g} ms (a host proxy: measure on the device before relying on it)"
         )
+    if plan.precision == "bf16" and chosen.effective_precision and chosen.effective_precision != "bf16":
+        warnings.append(f"this host's CPU has no bf16 support: the bf16 variant ran in {chosen.effective_precision}")
     if chosen is not fp32:
         ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
         if ratio > 1.0:

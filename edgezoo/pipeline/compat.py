@@ -1,10 +1,16 @@
-"""Operator compatibility of an ONNX graph with the target's runtime, from the runtime's own
-kernel registry (not a hand-written list): what runs, where, and what cannot."""
+"""Operator compatibility of a model with the target's runtime and accelerator.
+
+The tables come from the runtimes themselves wherever one runs here: onnxruntime's CPU
+kernel registry, OpenVINO's ``Core.query_model``, the LiteRT interpreter (builtin kernels
+and which operators XNNPACK takes). The Edge TPU, which is not attached, uses Coral's
+documented operator table kept as data (``edgezoo/compat/edgetpu_ops.toml``)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from edgezoo.errors import ModelFileError, require
@@ -12,16 +18,17 @@ from edgezoo.errors import ModelFileError, require
 
 @dataclass(frozen=True)
 class OpSupport:
-    domain: str
     op_type: str
-    opset: int
     count: int
     supported: bool
-    placement: str  # "CPU" or "unsupported"
+    placement: str  # "CPU", "CPU (XNNPACK)", "Edge TPU", "CPU (fallback)", "unsupported", ...
     first_node: str
+    domain: str = ""
+    opset: int = 0
+    note: str = ""
 
 
-def check_onnx(path: Path, runtime: str = "onnxruntime") -> list[OpSupport]:
+def check_onnx(path: Path) -> list[OpSupport]:
     onnx = require("onnx", extra="onnx", purpose="reading ONNX models")
     from edgezoo.runtimes import onnxruntime as rt
 
@@ -42,7 +49,7 @@ def check_onnx(path: Path, runtime: str = "onnxruntime") -> list[OpSupport]:
         if placement == "unsupported" and _is_function(onnx, domain, op, opset):
             # onnxruntime inlines operators that ONNX defines as functions of other operators
             placement = "CPU (ONNX function, inlined)"
-        report.append(OpSupport(domain or "ai.onnx", op, opset, n, placement != "unsupported", placement, first[(domain, op)]))
+        report.append(OpSupport(op, n, placement != "unsupported", placement, first[(domain, op)], domain or "ai.onnx", opset))
     return report
 
 
@@ -54,14 +61,80 @@ def _is_function(onnx, domain: str, op: str, opset: int) -> bool:
     return bool(schema.has_function or schema.has_context_dependent_function)
 
 
-def require_supported(path: Path, target_id: str, runtime: str = "onnxruntime") -> list[OpSupport]:
-    report = check_onnx(path, runtime)
-    bad = [r for r in report if not r.supported]
+def check_openvino(path: Path) -> list[OpSupport]:
+    from edgezoo.runtimes import openvino as ov
+
+    return _group(ov.operators(path))
+
+
+def check_tflite(path: Path, accelerator: str = "") -> list[OpSupport]:
+    from edgezoo.runtimes import litert
+
+    try:
+        ops = litert.operators(path)
+    except Exception as exc:  # allocation fails when a builtin kernel is missing
+        raise ModelFileError(f"LiteRT cannot prepare {path.name}: {str(exc).strip().splitlines()[-1][:300]}") from None
+    if accelerator == "edgetpu":
+        _place_on_edgetpu(ops)
+    return _group(ops)
+
+
+def _place_on_edgetpu(ops: list[dict]) -> None:
+    """The compiler maps operators in graph order until the first one it cannot map; that
+    one and every operator after it run on the host CPU."""
+    table = edgetpu_table()
+    cut = False
+    for i, o in enumerate(ops):
+        if o["op"] in ("QUANTIZE", "DEQUANTIZE") and i in (0, len(ops) - 1):
+            o["placement"] = "CPU (input/output conversion)"
+            continue
+        in_table = o["op"] in table["supported"]
+        ok = in_table and o["dtype"] in ("int8", "uint8", "int32")
+        if not ok and not cut:
+            cut = True
+            o["note"] = "first operator the Edge TPU cannot run: " + ("not in Coral's supported table" if not in_table else f"{o['dtype']} tensors, not int8")
+        if ok and not cut:
+            o["placement"] = "Edge TPU"
+            if o["op"] in table["notes"]:
+                o["note"] = table["notes"][o["op"]]
+        else:
+            o["placement"] = "CPU (after the Edge TPU graph)" if ok else "CPU (Edge TPU cannot run it)"
+
+
+@lru_cache(maxsize=1)
+def edgetpu_table() -> dict:
+    from edgezoo.schemas._strict import read_toml
+
+    data = read_toml(Path(str(resources.files("edgezoo.compat") / "edgetpu_ops.toml")))
+    return {"supported": frozenset(data["supported"]), "notes": data.get("notes", {}), "source": data["source"], "compiler": data["compiler"]}
+
+
+def _group(ops: list[dict]) -> list[OpSupport]:
+    """Per-operator rows, keeping each (op, placement) pair apart and the first layer of each."""
+    order: dict[tuple[str, str], list] = {}
+    for o in ops:
+        key = (o["op"], o["placement"])
+        if key not in order:
+            order[key] = [0, o["layer"], o.get("note", "")]
+        order[key][0] += 1
+    return [
+        OpSupport(op, n, placement != "unsupported", placement, layer, note=note)
+        for (op, placement), (n, layer, note) in order.items()
+    ]
+
+
+def unsupported(report: list[OpSupport]) -> list[OpSupport]:
+    return [r for r in report if r.placement == "unsupported"]
+
+
+def require_supported(report: list[OpSupport], target_id: str, runtime: str) -> list[OpSupport]:
+    bad = unsupported(report)
     if bad:
         b = bad[0]
+        where = f"{b.domain}::" if b.domain else ""
         more = f" (and {len(bad) - 1} more operator types)" if len(bad) > 1 else ""
         raise ModelFileError(
-            f"operator {b.domain}::{b.op_type} (opset {b.opset}, layer {b.first_node!r}) has no {runtime} kernel for target {target_id}{more}",
-            hint="re-export the model with standard ONNX operators, or replace that layer",
+            f"operator {where}{b.op_type}{f' (opset {b.opset})' if b.opset else ''}, layer {b.first_node!r}, has no {runtime} kernel for target {target_id}{more}",
+            hint="re-export the model with standard operators, replace that layer, or choose another --format/--target",
         )
     return report

@@ -41,6 +41,7 @@ class Plan:
     calib_data: Path | None = None
     force: bool = False
     allow_over_budget: bool = False
+    tflite_quantizer: str = "pt2e"
     card: Card = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     target: Target = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
@@ -65,6 +66,8 @@ class Plan:
         }
         if self.quantization is not None:
             out["quantization"] = dump(self.quantization)
+            if self.format == "tflite":
+                out["quantization"]["tool"] = "litert-torch PT2E" if self.tflite_quantizer == "pt2e" else "ai-edge-quantizer static_wi8_ai8"
             out["calibration"] = {"method": self.calibration_method, "samples": self.calibration_samples}
         return out
 
@@ -178,6 +181,7 @@ def make_plan(
     target: Target,
     *,
     precision: str | None = None,
+    fmt: str | None = None,
     weights: str = "pretrained",
     weights_path: Path | None = None,
     source_path: Path | None = None,
@@ -188,30 +192,40 @@ def make_plan(
     threads: int | None = None,
     force: bool = False,
     allow_over_budget: bool = False,
+    tflite_quantizer: str = "pt2e",
 ) -> Plan:
     from edgezoo.targets import quant_scheme
 
-    precision = precision or target.runtime.default_precision
+    fmt, spec = target.format(fmt)
+    precision = precision or spec.default_precision
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
-    if precision not in target.runtime.precisions:
+    if precision not in spec.precisions:
         raise UsageError(
-            f"target {target.id} does not support precision {precision!r}",
-            hint=f"it supports {', '.join(target.runtime.precisions)}",
+            f"target {target.id} ({fmt}) does not support precision {precision!r}",
+            hint=f"it supports {', '.join(spec.precisions)}",
         )
     warnings = []
+    if source_path is not None and fmt == "tflite":
+        raise UsageError(
+            f"converting an ONNX file to TFLite is not supported (target {target.id} defaults to tflite)",
+            hint="export from the PyTorch model, or pass --format onnx" + (" or --format openvino" if "openvino" in target.formats else ""),
+        )
+    if spec.proxy:
+        warnings.append(f"host measurements are a proxy: {spec.proxy}")
     version = card.version()
     if source_path is not None:
         weights = "local"
     if precision == "dynamic-int8" and "cnn" in card.tags:
+        how = {"onnxruntime": "runs as ConvInteger in onnxruntime", "litert": "leaves LiteRT's depthwise convolutions outside XNNPACK"}.get(spec.runtime, "quantizes activations at run time")
         warnings.append(
-            "dynamic-int8 on a convolutional model runs as ConvInteger in onnxruntime, typically several times "
-            "slower than fp32 (activations are quantized at run time on every call); static int8 is the fast choice"
+            f"dynamic-int8 on a convolutional model {how}, typically several times slower than fp32 "
+            "(activations are quantized at run time on every call); static int8 is the fast choice"
         )
     if weights == "random":
         warnings.append("random weights: accuracy figures are meaningless; this bundle is for latency and size only")
     if precision == "fp16" and target.hardware.arch == "x86_64":
-        warnings.append("fp16 on an x86-64 CPU halves the file but onnxruntime computes in float with casts: expect no speed-up")
+        warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
     calib_samples = calibration_samples or target.calibration.samples
     if precision == "int8" and source_path is not None and calib_data is None:
         raise UsageError(
@@ -221,20 +235,26 @@ def make_plan(
     if calib_data is not None and not calib_data.is_file():
         raise UsageError(f"calibration data {calib_data} does not exist", hint="pass a .npy file of N preprocessed samples")
     host = os.cpu_count() or 1
-    n_threads = threads or min(target.runtime.threads, host)
+    n_threads = threads or min(target.threads, host)
     if threads and threads > host:
         warnings.append(f"{threads} threads asked on a host with {host} CPUs: latency will be oversubscribed")
-    name = f"{card.id}-{target.id}-{precision}"
+    # the target's default format keeps the short name; another format is named in it
+    name = f"{card.id}-{target.id}-{precision}" if fmt == target.default_format else f"{card.id}-{target.id}-{fmt}-{precision}"
     bundle_dir = out_dir / name
     archive = out_dir / f"{name}.tar.gz"
     existing = [p for p in (bundle_dir, archive) if p.exists()]
     if existing and not force:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
-    steps = ["check-compatibility"]
-    steps += ["load-onnx"] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights", "export-onnx"]
-    steps += ["simplify"]
+    steps = ["load-onnx"] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
+    if fmt == "tflite":
+        steps += ["convert-litert", "check-compatibility"]
+    else:
+        steps += ([] if source_path is not None else ["export-onnx"]) + ["check-compatibility", "simplify"]
+        if fmt == "openvino":
+            steps += ["convert-openvino"]
     steps += {
         "fp32": [],
+        "bf16": ["pin-bf16-inference"],
         "fp16": ["convert-fp16"],
         "int8": ["calibrate", "quantize-static-int8"],
         "dynamic-int8": ["quantize-dynamic-int8"],
@@ -246,14 +266,14 @@ def make_plan(
         source="onnx-file" if source_path is not None else "zoo",
         weights=weights,
         target_id=target.id,
-        runtime=target.runtime.name,
-        format=target.runtime.format,
-        opset=target.runtime.opset,
+        runtime=spec.runtime,
+        format=fmt,
+        opset=spec.opset,
         precision=precision,
         threads=n_threads,
         calibration_method=calibration_method or target.calibration.method,
         calibration_samples=calib_samples,
-        quantization=quant_scheme(target) if precision == "int8" else None,
+        quantization=quant_scheme(target, fmt) if precision == "int8" else None,
         steps=tuple(steps),
         bundle_dir=bundle_dir,
         archive=archive,
@@ -263,6 +283,7 @@ def make_plan(
         calib_data=calib_data,
         force=force,
         allow_over_budget=allow_over_budget,
+        tflite_quantizer=tflite_quantizer,
         card=card,
         target=target,
     )

@@ -1,4 +1,4 @@
-"""onnxruntime CPU execution provider."""
+"""onnxruntime, CPU execution provider."""
 
 from __future__ import annotations
 
@@ -15,19 +15,20 @@ def _ort():
     return require("onnxruntime", extra="onnx", purpose="running ONNX models")
 
 
-def is_available() -> bool:
-    try:
-        _ort()
-        return True
-    except Exception:
-        return False
-
-
 def version() -> str:
     return _ort().__version__
 
 
-def session(path: Path, threads: int = 1):
+class Runner:
+    def __init__(self, sess):
+        self.sess = sess
+        self.input_name = sess.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {self.input_name: x})[0]
+
+
+def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001 (mirrors the other adapters)
     ort = _ort()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -35,16 +36,9 @@ def session(path: Path, threads: int = 1):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # errors only: graph clean-up notices are not the user's business
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return Runner(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises its own exception types per failure
-        raise ModelFileError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
-
-
-def run_batch(sess, x: np.ndarray) -> np.ndarray:
-    """Run samples one at a time (the bundles are exported with batch size 1)."""
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))]
-    return np.concatenate(outs, axis=0)
+        raise ModelFileError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0][:300]}") from None
 
 
 def kernel_registry() -> dict[tuple[str, str], list[tuple[int, int]]]:

@@ -35,7 +35,10 @@ class RuntimeRef:
     name: str
     version: str
     format: str
-    opset: int
+    opset: int  # ONNX opset; 0 for other formats
+    config: dict[str, Any]  # settings the runner must apply (OpenVINO's inference precision)
+    accelerator: str = ""
+    proxy: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Manifest:
     lineage: tuple[LineageStep, ...]
     quantization: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
+    deploy: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA_VERSION:

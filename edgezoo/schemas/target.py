@@ -1,12 +1,16 @@
-"""Target profiles: hardware facts, runtime, precisions, quantization scheme and budgets."""
+"""Target profiles: hardware facts, the formats and runtimes the target deploys, their
+precisions and quantization scheme, and budgets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
-Precision = Literal["fp32", "fp16", "int8", "dynamic-int8"]
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "dynamic-int8")
+Precision = Literal["fp32", "fp16", "bf16", "int8", "dynamic-int8"]
+FORMATS = ("onnx", "tflite", "openvino")
+Format = Literal["onnx", "tflite", "openvino"]
+RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -28,37 +32,43 @@ class Hardware:
 
 
 @dataclass(frozen=True)
-class Runtime:
-    name: Literal["onnxruntime"]
-    format: Literal["onnx"]
-    precisions: tuple[Precision, ...]
-    default_precision: Precision
-    threads: int
-    opset: int = 17
-
-    def validate(self) -> None:
-        if self.default_precision not in self.precisions:
-            raise ValueError(f"runtime.default_precision {self.default_precision!r} is not in runtime.precisions")
-        if self.threads < 1:
-            raise ValueError("runtime.threads must be at least 1")
-        if self.opset < 17:
-            raise ValueError("runtime.opset must be 17 or newer")
-
-
-@dataclass(frozen=True)
 class Quantization:
-    """The int8 scheme the runtime runs fastest and correctly on this ISA.
+    """The int8 scheme a runtime runs fastest and correctly on this ISA.
 
-    Absent from a profile, it is derived from the runtime and the ISA
+    Absent from a profile, it is derived from the format's runtime and the ISA
     (see :func:`edgezoo.targets.quant_scheme`), and the derivation is recorded.
     """
 
     activation_type: Literal["int8", "uint8"]
     weight_type: Literal["int8", "uint8"]
-    format: Literal["qdq", "qoperator"]
+    format: Literal["qdq", "qoperator", "tflite", "fakequantize"]
     per_channel: bool
     reduce_range: bool
     rationale: str
+    tool: str = ""
+    integer_io: bool = False  # int8 input/output tensors (Edge TPU, microcontrollers)
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """One deployable format on this target and the runtime that runs it."""
+
+    runtime: Literal["onnxruntime", "litert", "openvino"]
+    precisions: tuple[Precision, ...]
+    default_precision: Precision
+    opset: int = 17
+    quantization: Quantization | None = None
+    accelerator: Literal["", "edgetpu"] = ""
+    proxy: str = ""  # how host measurements relate to the device, when the device runs another runtime
+    rationale: str = ""
+
+    def validate(self) -> None:
+        if self.default_precision not in self.precisions:
+            raise ValueError(f"default_precision {self.default_precision!r} is not in precisions {list(self.precisions)}")
+        if self.opset < 17:
+            raise ValueError("opset must be 17 or newer")
+        if "bf16" in self.precisions and self.runtime != "openvino":
+            raise ValueError("bf16 is offered by the openvino runtime only")
 
 
 @dataclass(frozen=True)
@@ -85,12 +95,30 @@ class Target:
     name: str
     description: str
     hardware: Hardware
-    runtime: Runtime
+    threads: int
+    default_format: Format
+    formats: dict[str, FormatSpec]
     budgets: Budgets
-    calibration: Calibration = Calibration()
-    quantization: Quantization | None = None
+    calibration: Calibration = field(default_factory=Calibration)
     notes: str = ""
 
     def validate(self) -> None:
-        if self.schema_version != 1:
-            raise ValueError(f"schema_version {self.schema_version} is not supported (this edgezoo reads 1)")
+        if self.schema_version != 2:
+            raise ValueError(f"schema_version {self.schema_version} is not supported (this edgezoo reads 2)")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+        for name, spec in self.formats.items():
+            if name not in FORMATS:
+                raise ValueError(f"formats.{name} is not a known format ({', '.join(FORMATS)})")
+            if RUNTIME_OF[name] != spec.runtime:
+                raise ValueError(f"formats.{name}.runtime must be {RUNTIME_OF[name]!r}")
+        if self.default_format not in self.formats:
+            raise ValueError(f"default_format {self.default_format!r} has no [formats.{self.default_format}] table")
+
+    def format(self, name: str | None = None) -> tuple[str, FormatSpec]:
+        name = name or self.default_format
+        if name not in self.formats:
+            from edgezoo.errors import UsageError
+
+            raise UsageError(f"target {self.id} does not deploy format {name!r}", hint=f"it deploys {', '.join(self.formats)}")
+        return name, self.formats[name]

@@ -1,0 +1,69 @@
+"""OpenVINO runtime, CPU plugin, with the inference precision pinned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.errors import ModelFileError, require
+
+NAME = "openvino"
+# What each edgezoo precision asks of the CPU plugin. An fp32 or fp16 IR is run in f32:
+# left to its default, the plugin runs it in bf16 on CPUs with AVX512_BF16/AMX.
+PRECISION_HINT = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def _ov():
+    return require("openvino", extra="openvino", purpose="running OpenVINO models")
+
+
+def version() -> str:
+    return _ov().__version__
+
+
+class Runner:
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.request.infer({0: x})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001
+    ov = _ov()
+    cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    cfg.update(config or {})
+    try:
+        compiled = ov.Core().compile_model(str(path), "CPU", cfg)
+    except Exception as exc:  # OpenVINO raises RuntimeError with a long multi-line text
+        raise ModelFileError(f"OpenVINO cannot load {Path(path).name}: {str(exc).strip().splitlines()[0][:300]}") from None
+    return Runner(compiled)
+
+
+def effective_precision(runner: Runner) -> str:
+    return str(runner.compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def host_supports_bf16() -> bool:
+    ov = _ov()
+    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in caps
+
+
+def operators(model_path: Path) -> list[dict]:
+    """Per-operator support from the CPU plugin itself (``Core.query_model``)."""
+    ov = _ov()
+    core = ov.Core()
+    model = core.read_model(str(model_path))
+    supported = core.query_model(model, "CPU")
+    out = []
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("Parameter", "Result", "Constant"):
+            continue
+        name = op.get_friendly_name()
+        out.append({"op": kind, "layer": name, "placement": "CPU" if name in supported else "unsupported"})
+    return out

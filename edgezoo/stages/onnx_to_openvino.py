@@ -1,0 +1,45 @@
+"""ONNX -> OpenVINO IR (xml + bin) with ``openvino.convert_model``; fp16 weight compression;
+int8 with ``nncf.quantize`` on the card's calibration split."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.errors import PipelineError, require
+from edgezoo.stages import Step, sha256_path
+
+
+def _ov():
+    return require("openvino", extra="openvino", purpose="OpenVINO conversion")
+
+
+def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
+    ov = _ov()
+    try:
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(out_xml), compress_to_fp16=compress_to_fp16)
+    except Exception as exc:
+        raise PipelineError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
+    return Step(
+        "convert-openvino", "openvino.convert_model", ov.__version__, {"compress_to_fp16": compress_to_fp16},
+        sha256_path(onnx_path), sha256_path(out_xml.with_suffix(".bin")),
+    )
+
+
+def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: str, input_name: str) -> Step:
+    ov = _ov()
+    nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    try:
+        model = ov.convert_model(str(onnx_path))
+        dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
+        # defaults: performance preset (symmetric), MinMax ranges, fast bias correction
+        quantized = nncf.quantize(model, dataset, subset_size=len(calib))
+        ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
+    except Exception as exc:
+        raise PipelineError(f"NNCF quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
+    params = {"preset": "performance", "subset_size": int(len(calib)), "calibration_sha256": calib_sha}
+    return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_path(onnx_path), sha256_path(out_xml.with_suffix(".bin")))

@@ -1,0 +1,146 @@
+"""PyTorch -> LiteRT (.tflite) with litert-torch, and LiteRT quantization.
+
+- fp32: ``litert_torch.convert``
+- int8 (static, full integer): PT2E through litert-torch (``PT2EQuantizer``, per-channel
+  symmetric weights, histogram-calibrated activations), or AI Edge Quantizer's
+  ``static_wi8_ai8`` recipe on the fp32 .tflite. PT2E is the default: benchmarks/all_formats.py
+  measures both (see the README) and PT2E keeps far more fidelity on resnet18 and
+  mobilenet_v3_small.
+- dynamic-int8: AI Edge Quantizer ``dynamic_wi8_afp32``
+- fp16: AI Edge Quantizer weight-only float16 (FLOAT_CASTING); XNNPACK computes in fp32
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.errors import PipelineError, require
+from edgezoo.stages import Step, sha256_path
+
+
+def _quiet():
+    """litert-torch and the quantizer print progress and absl logs; keep stdout for --json."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    stack.callback(logging.disable, logging.NOTSET)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return stack
+
+
+def _lt():
+    return require("litert_torch", package="litert-torch", extra="litert", purpose="PyTorch to LiteRT conversion")
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
+    torch = require("torch", extra="torch", purpose="PyTorch to LiteRT conversion")
+    with _quiet():
+        lt = _lt()
+        args = (torch.zeros(tuple(card.input.shape), dtype=torch.float32),)
+        try:
+            out.write_bytes(lt.convert(model, args).model_content())
+        except Exception as exc:
+            raise PipelineError(f"litert-torch could not convert {card.id}: {_first_line(exc)}") from None
+    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layout": card.input.layout}, weights_sha, sha256_path(out))
+
+
+def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per_channel: bool = True) -> Step:
+    torch = require("torch", extra="torch", purpose="PT2E quantization")
+    with _quiet():
+        lt = _lt()
+        from litert_torch.quantize import pt2e_quantizer
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e import quantize_pt2e
+
+        args = (torch.from_numpy(calib[:1]),)
+        try:
+            torch.manual_seed(0)
+            graph = torch.export.export(model, args).module()
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
+            graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+            with torch.no_grad():
+                for i in range(len(calib)):
+                    graph(torch.from_numpy(calib[i : i + 1]))
+            graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+            out.write_bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
+        except Exception as exc:
+            raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from None
+    params = {"quantizer": "PT2EQuantizer", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
+    return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_path(out))
+
+
+def _aeq(fp32: Path):
+    require("ai_edge_quantizer", package="ai-edge-quantizer", extra="litert", purpose="LiteRT quantization")
+    from ai_edge_quantizer import quantizer
+
+    return quantizer.Quantizer(bytearray(fp32.read_bytes()))
+
+
+def _signature(fp32: Path) -> tuple[str, str]:
+    mod = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert", purpose="LiteRT")
+    sigs = mod.Interpreter(model_path=str(fp32)).get_signature_list()
+    key = next(iter(sigs))
+    return key, sigs[key]["inputs"][0]
+
+
+def quantize_aeq_static(fp32: Path, out: Path, calib: np.ndarray, calib_sha: str) -> Step:
+    with _quiet():
+        from ai_edge_quantizer import recipe
+
+        q = _aeq(fp32)
+        q.load_quantization_recipe(recipe.static_wi8_ai8())
+        key, name = _signature(fp32)
+        try:
+            result = q.calibrate({key: [{name: calib[i : i + 1]} for i in range(len(calib))]}, num_threads=1)
+            out.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
+        except Exception as exc:
+            raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from None
+    params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
+    return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_path(fp32), sha256_path(out))
+
+
+def quantize_aeq_dynamic(fp32: Path, out: Path) -> Step:
+    with _quiet():
+        from ai_edge_quantizer import recipe
+
+        q = _aeq(fp32)
+        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        try:
+            out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
+        except Exception as exc:
+            raise PipelineError(f"AI Edge Quantizer dynamic int8 failed: {_first_line(exc)}") from None
+    return Step("quantize-dynamic-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "dynamic_wi8_afp32"}, sha256_path(fp32), sha256_path(out))
+
+
+def convert_fp16(fp32: Path, out: Path) -> Step:
+    with _quiet():
+        from ai_edge_quantizer import qtyping
+        from ai_edge_quantizer.quantizer import AlgorithmName
+
+        q = _aeq(fp32)
+        q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+        try:
+            out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
+        except Exception as exc:
+            raise PipelineError(f"AI Edge Quantizer fp16 conversion failed: {_first_line(exc)}") from None
+    return Step("convert-fp16", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "weight-only float16 (FLOAT_CASTING)"}, sha256_path(fp32), sha256_path(out))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
