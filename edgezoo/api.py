@@ -59,6 +59,7 @@ def plan_export(
     force: bool = False,
     allow_over_budget: bool = False,
     tflite_quantizer: str = "pt2e",
+    for_check: bool = False,
 ):
     """Check everything that can be checked before work starts and return the Plan."""
     from edgezoo.errors import UsageError
@@ -98,7 +99,32 @@ def plan_export(
         force=force,
         allow_over_budget=allow_over_budget,
         tflite_quantizer=tflite_quantizer,
+        for_check=for_check,
     )
+
+
+def check(plan, progress=None):
+    """Operator compatibility of the plan's model with its target, before any export."""
+    from edgezoo.pipeline.check import check as _check
+
+    return _check(plan, progress=progress)
+
+
+def bench(model: str, target: str | Path, *, formats: list[str] | None = None, precisions: list[str] | None = None,
+          weights: str | None = None, threads: int | None = None, progress=None):
+    """Build and measure every format x precision the target deploys (``formats=None``: all)."""
+    from edgezoo.errors import UsageError
+    from edgezoo.pipeline.matrix import run_matrix
+
+    if is_model_file(model):
+        raise UsageError("bench takes a zoo model", hint="for your own ONNX file use `edgezoo export --format ...`")
+    card = get_card(model)
+    tgt = load_target(target)
+    formats = formats or [tgt.default_format] + [f for f in tgt.formats if f != tgt.default_format]
+    for f in formats:
+        tgt.format(f)  # refuses a format the target does not deploy
+    mode, path = ("random", None) if weights == "random" else (("local", Path(weights)) if weights else ("pretrained", None))
+    return run_matrix(card, tgt, formats, weights=mode, weights_path=path, precisions=precisions, threads=threads, progress=progress)
 
 
 def export(plan, progress=None):

@@ -18,7 +18,7 @@ Exit codes:
   1  internal error (a bug: rerun with --debug and report the traceback)
   2  usage error: unknown model/target/option, malformed card, profile or model file
   3  the pipeline failed (export, quantization, benchmark)
-  4  a budget was exceeded (size, accuracy drop)
+  4  a budget was exceeded (size, accuracy drop), or `check` found operators the target cannot run
   5  verification failed (checksum mismatch, invalid manifest)
   6  weights could not be fetched (offline, server gone)
 """
@@ -323,6 +323,125 @@ def _print_report(report: dict) -> None:
         con.print(f"{report['precision']} vs fp32: {report['speedup_vs_fp32']:.2f}x speed, {report['size_ratio_vs_fp32']:.2f}x size")
     for v in report["verdicts"]:
         con.print(f"- {v}")
+
+
+@cli.command("bench", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
+@click.option("--formats", default="all", show_default=True, help="'all' (every format the target deploys) or a comma list: onnx,tflite,openvino.")
+@click.option("--precisions", help="Comma list to restrict the precisions (fp32 is always measured as the reference).")
+@click.option("--weights", default="random", show_default=True, help="'random' (latency and fidelity only), 'pretrained', or a local weights file.")
+@click.option("--threads", type=click.IntRange(1), help="The N of the N-thread column (default: the target's cores, capped at this host's).")
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Where the JSON and Markdown tables go.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_json):
+    """Build every format x precision the target deploys with the real converters and
+    quantizers, and measure each on its own runtime in one run: size, accuracy or fidelity,
+    agreement with PyTorch, p50/p90 latency at 1 and N threads, build time.
+
+    \b
+    Examples:
+      edgezoo bench digits-cnn --target raspberrypi --formats all --weights pretrained
+      edgezoo bench mobilenet_v3_small --target generic-cpu
+      edgezoo bench resnet18 --target intel-cpu --formats openvino,onnx --precisions int8
+    """
+    import json as _json
+
+    from edgezoo import api
+    from edgezoo.pipeline.matrix import to_json, to_markdown
+
+    fmts = None if formats == "all" else [f.strip() for f in formats.split(",") if f.strip()]
+    precs = [p.strip() for p in precisions.split(",")] if precisions else None
+    err = _console(stderr=True)
+    from edgezoo.pipeline.plan import check_writable
+
+    check_writable(out_dir)
+    rows, meta = api.bench(model, target, formats=fmts, precisions=precs, weights=None if weights == "pretrained" else weights,
+                           threads=threads, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
+    data = to_json(rows, meta)
+    md = to_markdown(rows, meta)
+    stem = out_dir / f"bench-{meta['model']}-{meta['target']}"
+    stem.with_suffix(".json").write_text(_json.dumps(data, indent=2, sort_keys=True) + "\n")
+    stem.with_suffix(".md").write_text(md)
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    nt = rows[0].threads if rows else 1
+    t = Table(title=f"{meta['model']} on {meta['target']} (weights: {meta['weights']}; host latency, a device proxy)")
+    for col in ("format", "precision", "size MB", "top-1 %", "agree %", "SQNR dB", "p50 1t", "p90 1t", f"p50 {nt}t", f"p90 {nt}t", "build s"):
+        t.add_column(col, justify="left" if col in ("format", "precision") else "right")
+    for r in rows:
+        if r.error:
+            t.add_row(r.format, r.precision, f"[red]failed: {r.error}[/]", *[""] * 8)
+            continue
+        t.add_row(f"{r.format} ({r.runtime})", r.precision + ("" if r.deployable else " (ref)"), f"{r.size_bytes / 1e6:.2f}",
+                  f"{r.top1:.2f}" if r.top1 is not None else "-", f"{r.agreement:.1f}",
+                  "exact" if r.sqnr_db is None else f"{r.sqnr_db:.1f}", f"{r.p50_ms_1t:.3f}", f"{r.p90_ms_1t:.3f}",
+                  f"{r.p50_ms_nt:.3f}", f"{r.p90_ms_nt:.3f}", f"{r.build_s:.1f}")
+    con = _console()
+    con.print(t)
+    con.print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+
+
+@cli.command("check", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["onnx", "tflite", "openvino"]), help="Default: the profile's default format.")
+@click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Checked against the profile.")
+@click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check_cmd(model, target, fmt, precision, input_shape, as_json):
+    """Report, per operator, whether the target's runtime (and accelerator) can run MODEL and
+    where each operator would run, before any export. Nothing is written.
+
+    \b
+    Examples:
+      edgezoo check mobilenet_v3_small --target coral-edgetpu
+      edgezoo check resnet18 --target intel-cpu --json
+      edgezoo check ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224
+    """
+    import tempfile
+
+    from edgezoo import api
+    from edgezoo.pipeline.plan import parse_shape
+    from edgezoo.schemas._strict import dump
+
+    with tempfile.TemporaryDirectory() as nowhere:  # a plan needs an output folder; check writes none
+        plan = api.plan_export(model, target, precision=precision, fmt=fmt, input_shape=parse_shape(input_shape) if input_shape else None,
+                               weights="random" if not api.is_model_file(model) else None, out_dir=Path(nowhere) / "out",
+                               for_check=True)
+    err = _console(stderr=True)
+    res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
+    if as_json:
+        _emit_json({"model": res.model, "target": res.target, "format": res.format, "runtime": res.runtime,
+                    "accelerator": res.accelerator, "source": res.source, "ok": res.ok,
+                    "operators": [dump(o) for o in res.operators]})
+    else:
+        from rich.table import Table
+
+        where = f"{res.runtime}" + (f" + {res.accelerator}" if res.accelerator else "")
+        t = Table(title=f"{res.model} on {res.target}: {res.format} ({where})")
+        for col in ("operator", "count", "runs on", "first layer", "note"):
+            t.add_column(col)
+        for o in res.operators:
+            style = "red" if not o.supported else ("yellow" if o in res.fallbacks else "")
+            t.add_row(o.op_type, str(o.count), o.placement, o.first_node, o.note, style=style)
+        con = _console()
+        con.print(t)
+        con.print(f"checked: {res.source}")
+        bad = [o for o in res.operators if not o.supported]
+        if bad:
+            con.print(f"[red]{len(bad)} operator type(s) cannot run on {res.target}:[/] " + ", ".join(f"{o.op_type} (layer {o.first_node})" for o in bad))
+        elif res.fallbacks:
+            n = sum(o.count for o in res.fallbacks)
+            con.print(f"[yellow]{n} operator(s) fall back from the {res.accelerator} to the host CPU[/], starting at "
+                      f"{res.fallbacks[0].op_type} (layer {res.fallbacks[0].first_node}): {res.fallbacks[0].note}")
+        else:
+            con.print(f"every operator runs on {where}")
+    if not res.ok:
+        sys.exit(4)
 
 
 @cli.command("verify", epilog=EXIT_CODES)

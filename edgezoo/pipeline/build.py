@@ -118,7 +118,8 @@ def prepare_source(plan: Plan, ctx: Context, seconds: dict, progress, x_eval: np
             wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
         ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
         with _Timer(seconds, "load model", progress):
-            ctx.torch_model = torch_to_onnx.load_model(card, wpath, recalib=ctx.x_cal if plan.weights == "random" else None)
+            if ctx.torch_model is None:
+                ctx.torch_model = torch_to_onnx.load_model(card, wpath, recalib=ctx.x_cal if plan.weights == "random" else None)
             torch_ref = _torch_logits(ctx.torch_model, x_eval)
     if plan.format == "tflite":
         return None, torch_ref  # the compatibility check reads the converted .tflite

@@ -193,7 +193,10 @@ def make_plan(
     force: bool = False,
     allow_over_budget: bool = False,
     tflite_quantizer: str = "pt2e",
+    for_check: bool = False,
 ) -> Plan:
+    """``for_check``: the plan only feeds ``edgezoo check``; nothing will be written, so the
+    output and calibration-data checks do not apply."""
     from edgezoo.targets import quant_scheme
 
     fmt, spec = target.format(fmt)
@@ -227,7 +230,7 @@ def make_plan(
     if precision == "fp16" and target.hardware.arch == "x86_64":
         warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
     calib_samples = calibration_samples or target.calibration.samples
-    if precision == "int8" and source_path is not None and calib_data is None:
+    if precision == "int8" and source_path is not None and calib_data is None and not for_check:
         raise UsageError(
             "static int8 needs calibration data for your own model, and none was given",
             hint="pass --calib-data samples.npy (N x input shape, already preprocessed), or choose --precision fp32, fp16 or dynamic-int8",
@@ -243,7 +246,7 @@ def make_plan(
     bundle_dir = out_dir / name
     archive = out_dir / f"{name}.tar.gz"
     existing = [p for p in (bundle_dir, archive) if p.exists()]
-    if existing and not force:
+    if existing and not force and not for_check:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
     steps = ["load-onnx"] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
     if fmt == "tflite":

@@ -32,12 +32,17 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
 def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: str, input_name: str) -> Step:
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
-    logging.getLogger("nncf").setLevel(logging.ERROR)
+    import contextlib
+    import io
+
+    nncf.set_log_level(logging.ERROR)
     try:
         model = ov.convert_model(str(onnx_path))
         dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
-        # defaults: performance preset (symmetric), MinMax ranges, fast bias correction
-        quantized = nncf.quantize(model, dataset, subset_size=len(calib))
+        # defaults: performance preset (symmetric), MinMax ranges, fast bias correction;
+        # NNCF draws progress bars on the terminal, which would break --json and our own progress
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quantized = nncf.quantize(model, dataset, subset_size=len(calib))
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     except Exception as exc:
         raise PipelineError(f"NNCF quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
