@@ -62,9 +62,27 @@ def _is_function(onnx, domain: str, op: str, opset: int) -> bool:
 
 
 def check_openvino(path: Path) -> list[OpSupport]:
+    """OpenVINO's CPU plugin answers per operator once the model converts; when its ONNX
+    frontend has no conversion rule for an operator, the frontend's own report names it."""
+    import re
+
     from edgezoo.runtimes import openvino as ov
 
-    return _group(ov.operators(path))
+    try:
+        return _group(ov.operators(path))
+    except RuntimeError as exc:
+        m = re.search(r"No conversion rule found for operations: ([^\n]+)", str(exc))
+        if not m:
+            raise ModelFileError(f"OpenVINO cannot read {path.name}: {str(exc).strip().splitlines()[-1][:300]}") from None
+        missing = {name.strip() for name in m.group(1).split(",")}
+    onnx = require("onnx", extra="onnx", purpose="reading ONNX models")
+    rows = []
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        full = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+        placement = "unsupported" if full in missing else "not checked (conversion stopped)"
+        rows.append({"op": node.op_type, "layer": node.name or node.output[0], "placement": placement,
+                     "note": "no OpenVINO conversion rule" if full in missing else ""})
+    return _group(rows)
 
 
 def check_tflite(path: Path, accelerator: str = "") -> list[OpSupport]:

@@ -59,27 +59,40 @@ def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  #
 
 
 def operators(path: Path) -> list[dict]:
-    """Every operator of the model with whether XNNPACK took it.
+    """Every operator of the model with whether XNNPACK took it, read from the interpreter.
 
-    Read twice from the interpreter itself: once without delegates (the builtin kernels
-    the model needs; allocation fails if one is missing) and once with the default
-    XNNPACK delegate (the operators left outside DELEGATE nodes run on builtin kernels)."""
+    Without delegates, allocation proves a builtin kernel exists for every operator. With
+    the default XNNPACK delegate, each DELEGATE node replaces a partition of the graph: the
+    operators found by walking back from a DELEGATE's outputs to its inputs ran in XNNPACK,
+    the rest on LiteRT's builtin kernels."""
     mod = _interp()
     plain = mod.Interpreter(model_path=str(path), experimental_op_resolver_type=mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     plain.allocate_tensors()
-    ops = plain._get_ops_details()
     tensors = {t["index"]: t for t in plain.get_tensor_details()}
-    delegated = mod.Interpreter(model_path=str(path))
-    delegated.allocate_tensors()
-    left = [o["op_name"] for o in delegated._get_ops_details() if o["op_name"] != "DELEGATE"]
-    remaining = {name: left.count(name) for name in set(left)}
+    delegated_it = mod.Interpreter(model_path=str(path))
+    delegated_it.allocate_tensors()
+    details = delegated_it._get_ops_details()
+    nodes = [o for o in details if o["op_name"] != "DELEGATE"]
+    producer = {int(t): o["index"] for o in nodes for t in o["outputs"]}
+    by_index = {o["index"]: o for o in nodes}
+    in_xnnpack: set[int] = set()
+    for d in (o for o in details if o["op_name"] == "DELEGATE"):
+        stop = {int(t) for t in d["inputs"]}
+        todo = [int(t) for t in d["outputs"]]
+        while todo:
+            t = todo.pop()
+            n = producer.get(t)
+            if n is None or n in in_xnnpack:
+                continue
+            in_xnnpack.add(n)
+            todo.extend(int(i) for i in by_index[n]["inputs"] if int(i) not in stop)
     out = []
-    for o in ops:
-        outs = [tensors[i] for i in o["outputs"] if i in tensors]
-        name = outs[0]["name"] if outs else str(o["index"])
-        dtype = np.dtype(outs[0]["dtype"]).name if outs else "?"
-        xnn = remaining.get(o["op_name"], 0) == 0
-        if not xnn:
-            remaining[o["op_name"]] -= 1
-        out.append({"op": o["op_name"], "layer": name, "dtype": dtype, "placement": "CPU (XNNPACK)" if xnn else "CPU (builtin kernel)"})
+    for o in nodes:
+        outs = [tensors[int(i)] for i in o["outputs"] if int(i) in tensors]
+        out.append({
+            "op": o["op_name"],
+            "layer": outs[0]["name"] if outs else str(o["index"]),
+            "dtype": np.dtype(outs[0]["dtype"]).name if outs else "?",
+            "placement": "CPU (XNNPACK)" if o["index"] in in_xnnpack else "CPU (builtin kernel)",
+        })
     return out

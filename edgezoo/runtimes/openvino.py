@@ -44,7 +44,17 @@ def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  #
 
 
 def effective_precision(runner: Runner) -> str:
-    return str(runner.compiled.get_property("INFERENCE_PRECISION_HINT"))
+    """The precision the CPU plugin compiled the model to run in: "f32" or "bf16"."""
+    return _type_name(runner.compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def default_precision() -> str:
+    """What the CPU plugin would pick for an fp32 model if nobody pinned it."""
+    return _type_name(_ov().Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+
+
+def _type_name(value) -> str:
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
 def host_supports_bf16() -> bool:

@@ -16,11 +16,32 @@ def _ov():
     return require("openvino", extra="openvino", purpose="OpenVINO conversion")
 
 
+def canonicalize_names(xml_path: Path) -> None:
+    """OpenVINO names the nodes it creates ``<Type>_<n>`` from a process-wide counter, so the
+    same model saved twice gets different .xml bytes. Renumber those names in order of first
+    appearance. Names that came from the model are paths (``/layer1/Conv``) or scoped
+    (``onnx::Conv_12``) and are left alone, as are the model's input and output names."""
+    import re
+
+    text = xml_path.read_text(encoding="utf-8")
+    pattern = re.compile(r"(?<![\w./:])([A-Z][A-Za-z]*)_(\d+)\b")
+    mapping: dict[str, str] = {}
+
+    def rename(m: re.Match) -> str:
+        key = m.group(0)
+        if key not in mapping:
+            mapping[key] = f"{m.group(1)}_ez{len(mapping)}"
+        return mapping[key]
+
+    xml_path.write_text(pattern.sub(rename, text), encoding="utf-8")
+
+
 def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
     ov = _ov()
     try:
         model = ov.convert_model(str(onnx_path))
         ov.save_model(model, str(out_xml), compress_to_fp16=compress_to_fp16)
+        canonicalize_names(out_xml)
     except Exception as exc:
         raise PipelineError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
     return Step(
@@ -44,6 +65,7 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             quantized = nncf.quantize(model, dataset, subset_size=len(calib))
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
+        canonicalize_names(out_xml)
     except Exception as exc:
         raise PipelineError(f"NNCF quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
     params = {"preset": "performance", "subset_size": int(len(calib)), "calibration_sha256": calib_sha}
