@@ -100,3 +100,22 @@ def test_image_bundle_runner_takes_a_photo(resnet18_bundles, tmp_path):
     np.save(tmp_path / "astronaut.npy", data.astronaut())
     out2 = subprocess.run([sys.executable, str(bundle / "run.py"), str(tmp_path / "astronaut.npy"), "--json", "--top", "5"], capture_output=True, text=True, check=True)
     assert json.loads(out2.stdout)["top"][0]["index"] == top[0]["index"]
+
+
+def test_bench_all_formats_on_mobilenet_v3_small(tmp_path):
+    """The cross-format matrix on a real architecture: every format's fp32 agrees with
+    PyTorch, every precision the profile lists was built and measured."""
+    r = run_cli("bench", "mobilenet_v3_small", "--target", "generic-cpu", "--out", str(tmp_path), "--json")
+    data = json.loads(r.stdout)
+    rows = data["rows"]
+    assert {row["format"] for row in rows} == {"onnx", "tflite", "openvino"}
+    assert not [row for row in rows if row["error"]]
+    for row in rows:
+        if row["precision"] == "fp32":
+            assert row["torch_agreement"] >= 99.5, row
+        assert row["p50_ms_1t"] > 0 and row["size_bytes"] > 0
+    from edgezoo.targets import load_target
+
+    t = load_target("generic-cpu")
+    expected = {(f, p) for f, spec in t.formats.items() for p in spec.precisions}
+    assert {(row["format"], row["precision"]) for row in rows} == expected
