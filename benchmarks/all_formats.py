@@ -12,7 +12,8 @@ own fp32) on 200 other crops.
 Variants per runtime:
   LiteRT (ai-edge-litert, XNNPACK)
     fp32          litert_torch.convert
-    edgezoo int8  PT2E with strict torch.export (residual ADDs quantized), per-channel
+    edgezoo int8  auto: PT2E with strict torch.export (residual ADDs quantized) and AEQ both
+                  built, the one closer to fp32 on calibration samples kept
     AEQ default   AI Edge Quantizer static_wi8_ai8 on the fp32 .tflite (its documented recipe)
     PT2E default  PT2E as litert-torch documents it (non-strict torch.export), per-channel
   OpenVINO (CPU plugin)
@@ -98,7 +99,16 @@ def build(model_id: str, work: Path):
 
     lite = {k: work / f"{model_id}-{k}.tflite" for k in ("fp32", "ours", "aeq", "pt2e")}
     timed("litert fp32", lambda: tl.convert_fp32(model, card, lite["fp32"], "bench"))
-    timed("litert edgezoo int8", lambda: tl.quantize_pt2e(model, card, lite["ours"], x_cal, "bench"))
+    def ours():  # exactly what `edgezoo export --format tflite --precision int8` does (auto)
+        from types import SimpleNamespace
+
+        from edgezoo.pipeline.formats import Artifact, Context, TfliteBuilder
+
+        ctx = Context(plan=SimpleNamespace(card=card), work=work, lineage=[], x_cal=x_cal, calib_sha="bench", torch_model=model)
+        step = TfliteBuilder._best_of_both(ctx, Artifact("fp32", lite["fp32"], [lite["fp32"]]), lite["ours"])
+        wall["litert auto choice"] = step.notes[-1]
+
+    timed("litert edgezoo int8", ours)
     timed("litert AEQ default", lambda: tl.quantize_aeq_static(lite["fp32"], lite["aeq"], x_cal, "bench"))
     timed("litert PT2E default", lambda: _pt2e_documented(model, card, lite["pt2e"], x_cal))
     v["litert"] = {"fp32": (lite["fp32"], {}), "edgezoo int8": (lite["ours"], {}), "AEQ default": (lite["aeq"], {}), "PT2E default": (lite["pt2e"], {})}
@@ -169,7 +179,8 @@ def main():
                 sq = "exact" if q.sqnr_db is None else f"{q.sqnr_db:.1f}"
                 print(f"{r:<10}{n:<16}{size:>7.2f}{sq:>7}{q.agreement:>8.1f}{lat[1][(r, n)]:>9.3f}{lat[1][(r, 'fp32')] / lat[1][(r, n)]:>8.2f}"
                       f"{lat[2][(r, n)]:>9.3f}{lat[2][(r, 'fp32')] / lat[2][(r, n)]:>8.2f}")
-            print("build s: " + ", ".join(f"{k} {s:.1f}" for k, s in wall.items()))
+            print("build s: " + ", ".join(f"{k} {s:.1f}" for k, s in wall.items() if isinstance(s, float)))
+            print(f"litert {wall.get('litert auto choice', '')}")
             for r, peers in (("litert", ("AEQ default", "PT2E default")), ("openvino", ("NNCF default",))):
                 ours = rows[f"{r}/edgezoo int8"]
                 for p in peers:

@@ -58,7 +58,7 @@ def plan_export(
     threads: int | None = None,
     force: bool = False,
     allow_over_budget: bool = False,
-    tflite_quantizer: str = "pt2e",
+    tflite_quantizer: str = "auto",
     for_check: bool = False,
 ):
     """Check everything that can be checked before work starts and return the Plan."""

@@ -77,7 +77,7 @@ def quant_scheme(target: Target, fmt: str | None = None) -> Quantization:
             per_channel=True,
             reduce_range=False,
             rationale="derived: LiteRT's int8 spec (int8 activations, symmetric per-channel int8 weights), run by XNNPACK",
-            tool="litert-torch PT2E",
+            tool="litert-torch PT2E or ai-edge-quantizer, the one closer to fp32 on calibration data",
         )
     if spec.runtime == "openvino":
         return Quantization(

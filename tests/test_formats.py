@@ -59,8 +59,11 @@ def test_litert_int8_records_integer_io(digits_tflite_int8):
     bundle, _, _ = digits_tflite_int8
     m = _manifest(bundle)
     q = m["quantization"]
-    assert q["format"] == "tflite" and q["tool"] == "litert-torch PT2E"
+    step = m["lineage"][-1]
     assert [s["stage"] for s in m["lineage"]] == ["convert-litert", "quantize-static-int8"]
+    # auto: both quantizers were built and scored on calibration data; the kept one is recorded
+    assert q["format"] == "tflite" and q["tool"] == step["tool"] in ("litert-torch PT2E", "ai-edge-quantizer")
+    assert any(n.startswith("auto: SQNR against fp32") and "pt2e" in n and "aeq" in n for n in step["notes"])
     inp = m["inputs"][0]
     if inp["dtype"] == "int8":  # full-integer I/O: the runner must quantize with these
         assert inp["quantization"]["scale"][0] > 0

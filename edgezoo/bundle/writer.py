@@ -165,6 +165,9 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> dict:
     }
     if plan.quantization is not None:
         manifest["quantization"] = dump(plan.quantization)
+        made_by = next((s.tool for s in result.lineage if s.stage == "quantize-static-int8"), None)
+        if made_by:  # the tool that actually quantized (LiteRT's auto choice is made at build time)
+            manifest["quantization"]["tool"] = made_by
         manifest["calibration"] = dict(result.calibration or {}, method=plan.calibration_method)
     if manifest["preprocess"]["raw_range"][0] == float("-inf"):
         manifest["preprocess"]["raw_range"] = [None, None]  # JSON has no infinities

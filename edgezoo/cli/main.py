@@ -219,8 +219,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
 @click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
-@click.option("--tflite-quantizer", type=click.Choice(["pt2e", "aeq"]), default="pt2e", show_default=True,
-              help="LiteRT static int8: litert-torch PT2E or AI Edge Quantizer.")
+@click.option("--tflite-quantizer", type=click.Choice(["auto", "pt2e", "aeq"]), default="auto", show_default=True,
+              help="LiteRT static int8: litert-torch PT2E, AI Edge Quantizer, or auto (build both, keep the one closer to fp32 on calibration data).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")

@@ -41,7 +41,7 @@ class Plan:
     calib_data: Path | None = None
     force: bool = False
     allow_over_budget: bool = False
-    tflite_quantizer: str = "pt2e"
+    tflite_quantizer: str = "auto"
     card: Card = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     target: Target = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
@@ -67,7 +67,8 @@ class Plan:
         if self.quantization is not None:
             out["quantization"] = dump(self.quantization)
             if self.format == "tflite":
-                out["quantization"]["tool"] = "litert-torch PT2E" if self.tflite_quantizer == "pt2e" else "ai-edge-quantizer static_wi8_ai8"
+                out["quantization"]["tool"] = {"pt2e": "litert-torch PT2E", "aeq": "ai-edge-quantizer static_wi8_ai8"}.get(
+                    self.tflite_quantizer, "auto: litert-torch PT2E or ai-edge-quantizer, whichever keeps more fidelity on the calibration samples")
             out["calibration"] = {"method": self.calibration_method, "samples": self.calibration_samples}
         return out
 
@@ -192,7 +193,7 @@ def make_plan(
     threads: int | None = None,
     force: bool = False,
     allow_over_budget: bool = False,
-    tflite_quantizer: str = "pt2e",
+    tflite_quantizer: str = "auto",
     for_check: bool = False,
 ) -> Plan:
     """``for_check``: the plan only feeds ``edgezoo check``; nothing will be written, so the
