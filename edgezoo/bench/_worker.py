@@ -27,7 +27,7 @@ def _peak_rss_kb() -> float:
 def _input_shape(runtime: str, runner) -> list[int]:
     if runtime == "onnxruntime":
         shape = runner.sess.get_inputs()[0].shape
-    elif runtime == "litert":
+    elif runtime in ("litert", "tflite-micro"):
         shape = runner.inp["shape"]
     else:
         shape = runner.compiled.inputs[0].get_partial_shape().to_shape()

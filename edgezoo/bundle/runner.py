@@ -182,7 +182,27 @@ class _Openvino:
         return np.array(self.request.get_output_tensor(0).data)
 
 
-RUNTIMES = {"onnxruntime": _Onnx, "litert": _Litert, "openvino": _Openvino}
+class _Tflm:
+    """The TensorFlow Lite Micro interpreter on the host (the tflite-micro package)."""
+
+    def __init__(self, path: Path, threads: int, config: dict):
+        try:
+            from tflite_micro import runtime
+        except ImportError:
+            raise RuntimeError("this bundle needs tflite-micro on the host: pip install tflite-micro") from None
+        self.it = runtime.Interpreter.from_bytes(path.read_bytes(), arena_size=int(config["arena_bytes"]))
+        self.inp, self.out = self.it.get_input_details(0), self.it.get_output_details(0)
+
+    def run(self, x):
+        q = self.inp["quantization_parameters"]
+        x = np.clip(np.round(x / q["scales"][0] + q["zero_points"][0]), -128, 127).astype(self.inp["dtype"])
+        self.it.set_input(x, 0)
+        self.it.invoke()
+        oq = self.out["quantization_parameters"]
+        return (self.it.get_output(0).astype(np.float32) - oq["zero_points"][0]) * oq["scales"][0]
+
+
+RUNTIMES = {"onnxruntime": _Onnx, "litert": _Litert, "openvino": _Openvino, "tflite-micro": _Tflm}
 
 
 def make_session(manifest: dict, threads: int):

@@ -23,7 +23,7 @@ from edgezoo.schemas._strict import dump
 from edgezoo.schemas.manifest import MANIFEST_SCHEMA_VERSION
 
 SUMS = "SHA256SUMS"
-MODEL_FILE = {"onnx": "model.onnx", "tflite": "model.tflite", "openvino": "model.xml"}
+MODEL_FILE = {"onnx": "model.onnx", "tflite": "model.tflite", "openvino": "model.xml", "tflm": "model.tflite"}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -37,7 +37,7 @@ def _json(obj) -> str:
 def _tensor_specs(model_path: Path, fmt: str, card) -> tuple[list[dict], list[dict]]:
     """Inputs and outputs as the runtime sees them, with quantization parameters where the
     model's I/O is quantized (or first quantized, for ONNX QDQ)."""
-    if fmt == "tflite":
+    if fmt in ("tflite", "tflm"):
         return _tflite_specs(model_path, card)
     if fmt == "openvino":
         return _openvino_specs(model_path, card)
@@ -223,6 +223,7 @@ def build_report(result) -> dict:
         "size_ratio_vs_fp32": chosen.size_bytes / fp32.size_bytes,
         "export_check": dump(result.export_check) if result.export_check else None,
         "operators": [dump(o) for o in result.operators],
+        "microcontroller": result.micro,
         "verdicts": result.verdicts,
         "warnings": result.warnings,
         "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
@@ -287,6 +288,26 @@ def render_report_md(report: dict) -> str:
         ops = report["operators"]
         lines.append("Operators (onnxruntime CPU kernel registry): " + ", ".join(f"{o['op_type']} x{o['count']}" for o in ops) + ".")
         lines.append("")
+    mc = report.get("microcontroller")
+    if mc:
+        m = mc["memory"]
+        lines += ["## Microcontroller", "",
+                  f"- tensor arena: {m['arena_measured_bytes']} bytes measured with TFLite Micro, {m['arena_bytes']} with {int(m['arena_headroom'] * 100)}% headroom",
+                  f"- flash: {m['flash_needed_bytes'] / 1024:.0f} KB needed of {m['flash_budget_bytes'] / 1024:.0f} KB ({', '.join(f'{k} {v / 1024:.0f} KB' for k, v in m['flash_breakdown'].items())})",
+                  f"- RAM: {m['ram_needed_bytes'] / 1024:.0f} KB needed of {m['ram_budget_bytes'] / 1024:.0f} KB ({', '.join(f'{k} {v / 1024:.0f} KB' for k, v in m['ram_breakdown'].items())})",
+                  f"- latency: {mc['latency_estimate']['estimate_ms']:.2f} ms, {mc['latency_estimate']['method']}",
+                  f"- op resolver: {', '.join(mc['resolver_ops'])}"]
+        for name, c in mc["compile"].items():
+            if c.get("ok"):
+                lines.append(f"- compiled with {c['compiler']} (`{c['command']}`): sections {c.get('sections', {})}; array equals the model: {c.get('array_matches_model')}")
+            else:
+                lines.append(f"- {name} compiler: {c.get('note') or c.get('error')}")
+        if mc.get("vela"):
+            v = mc["vela"]
+            lines.append(f"- Vela {v['vela_version']} ({v['accelerator']}, {v['system_config']}, {v['memory_mode']}): NPU operators {v['npu_operators']}, "
+                         f"CPU operators {v['cpu_operators']}, SRAM {v['sram_bytes'] / 1024:.1f} KB, flash {v['flash_bytes'] / 1024:.1f} KB, "
+                         f"{v['total_cycles']:.0f} cycles, {v['inference_time_ms']:.3f} ms ({v['method']})")
+        lines.append("")
     for title, key in (("Verdicts", "verdicts"), ("Warnings", "warnings")):
         if report[key]:
             lines += [f"## {title}", ""] + [f"- {w}" for w in report[key]] + [""]
@@ -323,14 +344,23 @@ def write_bundle(result, work: Path) -> None:
         },
     )
     (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")
-    files = {name: sha256_bytes((staging / name).read_bytes()) for name in (*model_files, "run.py", "MODEL_CARD.md")}
+    extra_files = []
+    if result.extras is not None and result.extras.is_dir():
+        for f in sorted(p for p in result.extras.rglob("*") if p.is_file()):
+            rel = f.relative_to(result.extras).as_posix()
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, staging / rel)
+            extra_files.append(rel)
+    files = {name: sha256_bytes((staging / name).read_bytes()) for name in (*model_files, *extra_files, "run.py", "MODEL_CARD.md")}
     manifest = build_manifest(result, model_path, files)
     (staging / "manifest.json").write_text(_json(manifest), encoding="utf-8")
     report = build_report(result)
     result.report = report
     (staging / "report.json").write_text(_json(report), encoding="utf-8")
     (staging / "report.md").write_text(render_report_md(report), encoding="utf-8")
-    sums = "".join(f"{sha256_bytes(p.read_bytes())}  {p.name}\n" for p in sorted(staging.iterdir()))
+    sums = "".join(
+        f"{sha256_bytes(p.read_bytes())}  {p.relative_to(staging).as_posix()}\n" for p in sorted(staging.rglob("*")) if p.is_file()
+    )
     (staging / SUMS).write_text(sums, encoding="utf-8")
     archive_tmp = work / plan.archive.name
     write_tar_gz(staging, archive_tmp)

@@ -236,6 +236,7 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
       edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
       edgezoo export digits-cnn --target intel-cpu                 # OpenVINO IR int8 (NNCF)
       edgezoo export digits-cnn --target raspberrypi --format onnx
+      edgezoo export digits-cnn --target nrf52840 --out fw/        # full-int8 TFLM + C sources + memory report
       edgezoo export mobilenet_v3_small --target raspberrypi --weights random
       edgezoo export resnet18 --target generic-cpu --weights ~/Downloads/resnet18-f37072fd.pth
       edgezoo export ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224 --precision fp32
@@ -401,6 +402,7 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
       edgezoo check mobilenet_v3_small --target coral-edgetpu
       edgezoo check resnet18 --target intel-cpu --json
       edgezoo check ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224
+      edgezoo check mobilenet_v2 --target nrf52840       # does it fit? flash and RAM, arena measured
     """
     import tempfile
 
@@ -416,7 +418,7 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
     res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
     if as_json:
         _emit_json({"model": res.model, "target": res.target, "format": res.format, "runtime": res.runtime,
-                    "accelerator": res.accelerator, "source": res.source, "ok": res.ok,
+                    "accelerator": res.accelerator, "source": res.source, "ok": res.ok, "fits": res.fits, "memory": res.memory,
                     "operators": [dump(o) for o in res.operators]})
     else:
         from rich.table import Table
@@ -440,6 +442,15 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
                       f"{res.fallbacks[0].op_type} (layer {res.fallbacks[0].first_node}): {res.fallbacks[0].note}")
         else:
             con.print(f"every operator runs on {where}")
+        if res.memory is not None:
+            from edgezoo.pipeline.micro import verdict_line
+
+            line = verdict_line(res.memory, res.target)
+            con.print(("[green]" if res.fits else "[red]") + line + "[/]" + f" (arena measured: {res.memory['arena_measured_bytes']} bytes)")
+            if not res.fits:
+                big = res.memory["largest_constants"][:1] + res.memory["largest_activations"][:1]
+                for e in big:
+                    con.print(f"  large: {e['name'].split('/')[-1][:60]} {e['shape']} {e['bytes'] / 1024:.0f} KB")
     if not res.ok:
         sys.exit(4)
 

@@ -52,6 +52,8 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     operators: list = field(default_factory=list)
+    micro: dict | None = None  # microcontroller memory, latency estimate, compile checks, Vela
+    extras: Path | None = None  # a folder whose files join the bundle (firmware sources, Vela output)
     report: dict = field(default_factory=dict)
 
 
@@ -121,7 +123,7 @@ def prepare_source(plan: Plan, ctx: Context, seconds: dict, progress, x_eval: np
             if ctx.torch_model is None:
                 ctx.torch_model = torch_to_onnx.load_model(card, wpath, recalib=ctx.x_cal if plan.weights == "random" else None)
             torch_ref = _torch_logits(ctx.torch_model, x_eval)
-    if plan.format == "tflite":
+    if plan.format in ("tflite", "tflm"):
         return None, torch_ref  # the compatibility check reads the converted .tflite
     raw = ctx.work / "source.onnx"
     if plan.source == "zoo":
@@ -161,7 +163,7 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
         builder = BUILDERS[plan.format]
         with _Timer(seconds, f"convert {plan.format} fp32", progress):
             fp32 = builder.fp32(ctx)
-        if plan.format == "tflite":
+        if plan.format in ("tflite", "tflm"):
             with _Timer(seconds, "check compatibility", progress):
                 operators = compat.require_supported(compat.check_tflite(fp32.path), plan.target_id, plan.runtime)
         variants = {"fp32": Variant("fp32", fp32)}
@@ -171,11 +173,15 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
             if plan.format == "tflite" and plan.target.formats["tflite"].accelerator:
                 # the accelerator's placement is read from the quantized model it would compile
                 operators = compat.check_tflite(variants[plan.precision].artifact.path, plan.target.formats["tflite"].accelerator)
-        rt = runtimes.get(plan.runtime)
+        micro_info = None
+        if plan.format == "tflm":
+            with _Timer(seconds, "memory verdict and firmware", progress):
+                micro_info = _micro(plan, ctx, variants[plan.precision].artifact)
+                operators = micro_info.pop("operators")
         with _Timer(seconds, "evaluate", progress):
             ref_logits = None
             for v in variants.values():
-                runner = rt.open(v.artifact.path, plan.threads, v.artifact.config)
+                runner = runtimes.get(v.artifact.runtime or plan.runtime).open(v.artifact.path, plan.threads, v.artifact.config)
                 if plan.runtime == "openvino":
                     from edgezoo.runtimes.openvino import effective_precision
 
@@ -192,18 +198,100 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
             )
         with _Timer(seconds, "benchmark latency", progress):
             for v in variants.values():
-                v.latency = measure(v.artifact.path, runtime=plan.runtime, threads=plan.threads, config=v.artifact.config, warmup=10, runs=50, min_seconds=1.0)
+                v.latency = measure(v.artifact.path, runtime=v.artifact.runtime or plan.runtime, threads=plan.threads, config=v.artifact.config,
+                                    warmup=10, runs=50, min_seconds=1.0)
 
         verdicts, warnings = judge(plan, variants)
+        if micro_info is not None:
+            from edgezoo.pipeline.micro import verdict_line
+
+            verdicts.insert(0, verdict_line(micro_info["memory"], plan.target_id) + " (arena measured with TFLite Micro)")
+            est = micro_info["latency_estimate"]
+            verdicts.append(f"device latency {est['estimate_ms']:.2f} ms ({est['method']})")
         from edgezoo.bundle.writer import write_bundle
 
         result = BuildResult(plan, plan.bundle_dir, plan.archive, variants, ctx.lineage, export_check, calib_rec, verdicts,
-                             list(plan.warnings) + warnings, seconds, operators=operators or [])
+                             list(plan.warnings) + warnings, seconds, operators=operators or [], micro=micro_info,
+                             extras=work / "extras" if micro_info is not None else None)
         with _Timer(seconds, "bundle", progress):
             write_bundle(result, work)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _micro(plan: Plan, ctx: Context, art: Artifact) -> dict:
+    """Memory verdict (refusing what does not fit), Vela for Ethos-U, firmware sources and
+    compile checks, for a tflm bundle."""
+    from edgezoo import __version__
+    from edgezoo.bundle import firmware
+    from edgezoo.pipeline import micro
+    from edgezoo.runtimes import litert
+    from edgezoo.stages import sha256_path
+    from edgezoo.zoo.labels import load_labels
+
+    target, spec = plan.target, plan.target.formats["tflm"]
+    extras = ctx.work / "extras"
+    fw_model = art.path
+    vela = None
+    if spec.accelerator.startswith("ethos-u"):
+        fw_model, vela = micro.run_vela(art.path, spec.accelerator, extras)
+        ctx.lineage.append(Step("compile-vela", "ethos-u-vela", vela["vela_version"],
+                                {"accelerator": spec.accelerator, "system_config": vela["system_config"], "memory_mode": vela["memory_mode"]},
+                                sha256_path(art.path), sha256_path(fw_model)))
+    report = micro.memory_report(art.path, target, art.config["arena_bytes"], flash_model=fw_model)
+    micro.require_fit(report, plan.target_id, plan.allow_over_budget)
+    ops_detail = litert.operators(fw_model) if vela is None else None
+    ops = sorted({o["op"] for o in ops_detail}) if ops_detail else _tflite_op_names(fw_model)
+    mod_io = litert._interp().Interpreter(model_path=str(art.path))
+    i, o = mod_io.get_input_details()[0], mod_io.get_output_details()[0]
+    data = fw_model.read_bytes()
+    arena = report["arena_bytes"]
+    if vela and vela.get("sram_bytes"):
+        arena = max(arena, int(vela["sram_bytes"]))
+    info = {
+        "edgezoo_version": __version__, "model": plan.card.id, "target": plan.target_id, "sha256": sha256_path(fw_model),
+        "arena": arena, "arena_measured": report["arena_measured_bytes"], "headroom": report["arena_headroom"],
+        "input": {"shape": [int(d) for d in i["shape"]], "scale": float(i["quantization"][0]), "zero_point": int(i["quantization"][1])},
+        "output": {"shape": [int(d) for d in o["shape"]], "scale": float(o["quantization"][0]), "zero_point": int(o["quantization"][1])},
+        "labels": list(load_labels(plan.card.labels)) if plan.card.labels else [], "kernel_library": target.memory.kernel_library,
+    }
+    firmware.write_sources(extras / "firmware", data, ops, info)
+    compile_report = firmware.compile_checks(extras / "firmware", data, cpu=_cpu_flag(target))
+    return {
+        "memory": report,
+        "latency_estimate": micro.latency_estimate(plan.card, target) if vela is None else {
+            "estimate_ms": vela["inference_time_ms"], "method": f"Vela's estimate for {spec.accelerator} ({vela['total_cycles']:.0f} cycles)",
+            "cycles_source": vela["method"]},
+        "vela": vela,
+        "compile": compile_report,
+        "resolver_ops": ops,
+        "firmware_model": fw_model.name,
+        "operators": compat.check_tflite(art.path),
+    }
+
+
+def _tflite_op_names(path: Path) -> list[str]:
+    """Operator names of a .tflite (builtin or custom) read from its flatbuffer with LiteRT's
+    schema reader, for models the host interpreter cannot run (Vela's ethos-u custom op)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    names = set()
+    for oc in model.operatorCodes:
+        code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        name = builtin.get(code, str(code))
+        names.add(oc.customCode.decode() if name == "CUSTOM" and oc.customCode else name)
+    return sorted(names)
+
+
+def _cpu_flag(target) -> str:
+    cpu = target.hardware.cpu.lower()
+    for core in ("cortex-m55", "cortex-m7", "cortex-m33", "cortex-m4"):
+        if core in cpu.replace(" ", "-"):
+            return core
+    return "cortex-m4"
 
 
 def _torch_logits(model, x: np.ndarray) -> np.ndarray:
@@ -249,7 +337,8 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
         warnings.append(f"this host's CPU has no bf16 support: the bf16 variant ran in {chosen.effective_precision}")
     if chosen is not fp32:
         ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
-        if ratio > 1.0:
+        same_runtime = (chosen.artifact.runtime or plan.runtime) == (fp32.artifact.runtime or plan.runtime)
+        if ratio > 1.0 and same_runtime:  # a reference run in another runtime is no speed baseline
             warnings.append(
                 f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this host ({chosen.latency.p50_ms:.2f} ms vs "
                 f"{fp32.latency.p50_ms:.2f} ms p50): fp32 is the faster precision here; consider --precision fp32"

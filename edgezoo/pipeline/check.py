@@ -26,10 +26,15 @@ class CheckResult:
     accelerator: str
     operators: list[compat.OpSupport]
     source: str
+    memory: dict | None = None  # microcontrollers: the flash/RAM verdict with the measured arena
+
+    @property
+    def fits(self) -> bool:
+        return self.memory is None or (self.memory["fits_flash"] and self.memory["fits_ram"])
 
     @property
     def ok(self) -> bool:
-        return not compat.unsupported(self.operators)
+        return not compat.unsupported(self.operators) and self.fits
 
     @property
     def fallbacks(self) -> list[compat.OpSupport]:
@@ -54,13 +59,33 @@ def check(plan, progress=None) -> CheckResult:
                 progress("build model (random weights: the operator set does not depend on them)")
             model = torch_to_onnx.load_model(card, None)
             source = f"{card.architecture} with seeded random weights"
-            if plan.format != "tflite":
+            if plan.format not in ("tflite", "tflm"):
                 onnx_path = work / "model.onnx"
                 if progress:
                     progress("export onnx")
                 torch_to_onnx.export_onnx(model, card, onnx_path, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), "check")
         if progress:
             progress(f"ask {plan.runtime}")
+        memory = None
+        if plan.format == "tflm":
+            from edgezoo.pipeline import micro
+            from edgezoo.runtimes import tflite_micro
+            from edgezoo.stages import torch_to_litert as tl
+
+            tfl = work / "model.tflite"
+            calib = np.random.default_rng(0).standard_normal((16, *card.input.shape[1:])).astype(np.float32)
+            if progress:
+                progress("quantize to full int8 (16 noise samples: sizes do not depend on calibration)")
+            tl.quantize_pt2e(model, card, tfl, calib, "check")
+            ops = compat.check_tflite(tfl)
+            micro.integer_only(tfl)
+            if progress:
+                progress("measure the tensor arena with TensorFlow Lite Micro")
+            flash_model = None
+            if accel.startswith("ethos-u"):
+                flash_model, _ = micro.run_vela(tfl, accel, work / "vela")
+            memory = micro.memory_report(tfl, plan.target, tflite_micro.min_arena(tfl.read_bytes()), flash_model=flash_model)
+            return CheckResult(card.id, plan.target_id, plan.format, plan.runtime, accel, ops, source, memory)
         if plan.format == "onnx":
             ops = compat.check_onnx(onnx_path)
         elif plan.format == "openvino":

@@ -20,6 +20,7 @@ class Artifact:
     path: Path  # the file a runtime opens
     files: list[Path]  # every file of the model (OpenVINO: .xml and .bin)
     config: dict = field(default_factory=dict)
+    runtime: str | None = None  # when not the format's runtime (the fp32 reference of a tflm build)
 
     @property
     def size_bytes(self) -> int:
@@ -157,4 +158,27 @@ class OpenvinoBuilder:
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)
 
 
-BUILDERS = {"onnx": OnnxBuilder(), "tflite": TfliteBuilder(), "openvino": OpenvinoBuilder()}
+class TflmBuilder(TfliteBuilder):
+    """TensorFlow Lite Micro: the LiteRT fp32 model as the reference (run in LiteRT: it is not
+    deployed, and TFLM's float path is not what the board runs), and a full-integer int8 model
+    (int8 inputs and outputs) whose tensor arena is measured with the TFLM interpreter."""
+
+    def fp32(self, ctx: Context) -> Artifact:
+        art = super().fp32(ctx)
+        art.runtime = "litert"
+        return art
+
+    def variant(self, ctx: Context, fp32: Artifact, precision: str) -> Artifact:
+        from edgezoo.pipeline import micro
+        from edgezoo.runtimes import tflite_micro
+        from edgezoo.stages import torch_to_litert as tl
+
+        if precision != "int8":
+            raise UsageError(f"microcontroller targets take int8 only, not {precision!r}")
+        out = ctx.work / "int8.tflite"
+        ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
+        micro.integer_only(out)
+        return Artifact("int8", out, [out], {"arena_bytes": tflite_micro.min_arena(out.read_bytes())})
+
+
+BUILDERS = {"onnx": OnnxBuilder(), "tflite": TfliteBuilder(), "openvino": OpenvinoBuilder(), "tflm": TflmBuilder()}

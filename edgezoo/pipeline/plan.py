@@ -210,7 +210,7 @@ def make_plan(
             hint=f"it supports {', '.join(spec.precisions)}",
         )
     warnings = []
-    if source_path is not None and fmt == "tflite":
+    if source_path is not None and fmt in ("tflite", "tflm"):
         raise UsageError(
             f"converting an ONNX file to TFLite is not supported (target {target.id} defaults to tflite)",
             hint="export from the PyTorch model, or pass --format onnx" + (" or --format openvino" if "openvino" in target.formats else ""),
@@ -231,6 +231,11 @@ def make_plan(
     if precision == "fp16" and target.hardware.arch == "x86_64":
         warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
     calib_samples = calibration_samples or target.calibration.samples
+    if fmt == "tflm" and calibration_samples is not None and calibration_samples < 16:
+        raise UsageError(
+            f"{calibration_samples} calibration samples are too few for full-integer quantization",
+            hint="use --calibration-samples 16 or more (the profile's default is " + str(target.calibration.samples) + ")",
+        )
     if precision == "int8" and source_path is not None and calib_data is None and not for_check:
         raise UsageError(
             "static int8 needs calibration data for your own model, and none was given",
@@ -250,7 +255,7 @@ def make_plan(
     if existing and not force and not for_check:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
     steps = ["load-onnx"] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
-    if fmt == "tflite":
+    if fmt in ("tflite", "tflm"):
         steps += ["convert-litert", "check-compatibility"]
     else:
         steps += ([] if source_path is not None else ["export-onnx"]) + ["check-compatibility", "simplify"]
@@ -260,7 +265,7 @@ def make_plan(
         "fp32": [],
         "bf16": ["pin-bf16-inference"],
         "fp16": ["convert-fp16"],
-        "int8": ["calibrate", "quantize-static-int8"],
+        "int8": ["calibrate", "quantize-static-int8"] + (["measure-arena", "memory-verdict", "firmware-sources"] if fmt == "tflm" else []),
         "dynamic-int8": ["quantize-dynamic-int8"],
     }[precision]
     steps += ["evaluate", "benchmark-latency", "bundle"]

@@ -9,7 +9,7 @@ import importlib
 
 import numpy as np
 
-NAMES = ("onnxruntime", "litert", "openvino")
+NAMES = ("onnxruntime", "litert", "openvino", "tflite-micro")
 
 
 def get(name: str):
@@ -17,7 +17,7 @@ def get(name: str):
         from edgezoo.errors import NotFoundError
 
         raise NotFoundError("runtime", name, list(NAMES))
-    return importlib.import_module(f"edgezoo.runtimes.{name}")
+    return importlib.import_module(f"edgezoo.runtimes.{name.replace('-', '_')}")
 
 
 def run_batch(runner, x: np.ndarray) -> np.ndarray:

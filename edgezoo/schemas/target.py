@@ -8,9 +8,9 @@ from typing import Literal
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "dynamic-int8")
 Precision = Literal["fp32", "fp16", "bf16", "int8", "dynamic-int8"]
-FORMATS = ("onnx", "tflite", "openvino")
-Format = Literal["onnx", "tflite", "openvino"]
-RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}
+FORMATS = ("onnx", "tflite", "openvino", "tflm")
+Format = Literal["onnx", "tflite", "openvino", "tflm"]
+RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino", "tflm": "tflite-micro"}
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,12 @@ class Quantization:
 class FormatSpec:
     """One deployable format on this target and the runtime that runs it."""
 
-    runtime: Literal["onnxruntime", "litert", "openvino"]
+    runtime: Literal["onnxruntime", "litert", "openvino", "tflite-micro"]
     precisions: tuple[Precision, ...]
     default_precision: Precision
     opset: int = 17
     quantization: Quantization | None = None
-    accelerator: Literal["", "edgetpu"] = ""
+    accelerator: Literal["", "edgetpu", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256"] = ""
     proxy: str = ""  # how host measurements relate to the device, when the device runs another runtime
     rationale: str = ""
 
@@ -89,6 +89,34 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """A microcontroller's memory and what the firmware around the model needs.
+
+    flash: model bytes + ``runtime_flash_kb`` (TFLite Micro and its kernels) + ``app_flash_kb``
+    must fit ``flash_kb``. RAM: the measured tensor arena plus ``arena_headroom`` (a fraction)
+    + ``app_ram_kb`` (stack, heap, buffers) must fit ``ram_kb``.
+    """
+
+    flash_kb: int
+    ram_kb: int
+    runtime_flash_kb: int
+    app_flash_kb: int
+    app_ram_kb: int
+    arena_headroom: float
+    kernel_library: Literal["cmsis-nn", "esp-nn", "reference", "ethos-u"]
+    cycles_per_mac: float  # for the labelled latency estimate of the kernel library
+    cycles_source: str
+
+    def validate(self) -> None:
+        if min(self.flash_kb, self.ram_kb) <= 0:
+            raise ValueError("memory.flash_kb and memory.ram_kb must be positive")
+        if not 0 <= self.arena_headroom < 1:
+            raise ValueError("memory.arena_headroom is a fraction in [0, 1)")
+        if self.cycles_per_mac <= 0:
+            raise ValueError("memory.cycles_per_mac must be positive")
+
+
+@dataclass(frozen=True)
 class Target:
     schema_version: int
     id: str
@@ -100,6 +128,7 @@ class Target:
     formats: dict[str, FormatSpec]
     budgets: Budgets
     calibration: Calibration = field(default_factory=Calibration)
+    memory: Memory | None = None
     notes: str = ""
 
     def validate(self) -> None:
@@ -112,6 +141,8 @@ class Target:
                 raise ValueError(f"formats.{name} is not a known format ({', '.join(FORMATS)})")
             if RUNTIME_OF[name] != spec.runtime:
                 raise ValueError(f"formats.{name}.runtime must be {RUNTIME_OF[name]!r}")
+        if "tflm" in self.formats and self.memory is None:
+            raise ValueError("a target with a tflm format needs a [memory] table")
         if self.default_format not in self.formats:
             raise ValueError(f"default_format {self.default_format!r} has no [formats.{self.default_format}] table")
 

@@ -1,0 +1,136 @@
+"""TensorFlow Lite Micro: the real TFLM interpreter (the ``tflite-micro`` package) on the host.
+
+Used for accuracy of microcontroller bundles and to measure the tensor arena: the arena
+is found by searching for the smallest size the interpreter itself accepts, then checked
+by running an inference."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.errors import ModelFileError, require
+
+NAME = "tflite-micro"
+ALIGN = 16
+
+
+def _tflm():
+    return require("tflite_micro", package="tflite-micro", extra="micro", purpose="running TensorFlow Lite Micro")
+
+
+def version() -> str:
+    from importlib.metadata import version as v
+
+    return v("tflite-micro")
+
+
+@contextlib.contextmanager
+def _silence_stderr():
+    """TFLM's C++ logs allocation failures on file descriptor 2; the search expects many."""
+    saved = os.dup(2)
+    with builtins.open(os.devnull, "w") as null:  # this module defines its own open()
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _interpreter(data: bytes, arena: int):
+    tflm = _tflm()
+    return tflm.runtime.Interpreter.from_bytes(data, arena_size=arena)
+
+
+class Runner:
+    def __init__(self, interpreter, arena: int):
+        self.it = interpreter
+        self.arena = arena
+        self.inp = interpreter.get_input_details(0)
+        self.out = interpreter.get_output_details(0)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        d = self.inp
+        q = d["quantization_parameters"]
+        if d["dtype"] in (np.int8, np.uint8):
+            info = np.iinfo(d["dtype"])
+            x = np.clip(np.round(x / q["scales"][0] + q["zero_points"][0]), info.min, info.max)
+        self.it.set_input(x.astype(d["dtype"]), 0)
+        self.it.invoke()
+        y = self.it.get_output(0)
+        oq = self.out["quantization_parameters"]
+        if self.out["dtype"] in (np.int8, np.uint8):
+            y = (y.astype(np.float32) - oq["zero_points"][0]) * oq["scales"][0]
+        return np.array(y, dtype=np.float32)
+
+
+def _probe(path: str, arena: int, invoke: bool = False) -> bool:
+    """Does TFLM allocate (and optionally run) the model in ``arena`` bytes? Asked in a child
+    process: TFLM has crashed (SIGSEGV) instead of failing cleanly on some too-small arenas,
+    and a crash must mean "does not fit", not take the caller down."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgezoo.runtimes.tflite_micro", path, str(arena), "invoke" if invoke else "allocate"],
+                          capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip() == "ok"
+
+
+def min_arena(data: bytes, limit: int = 64 << 20) -> int:
+    """The smallest arena (a multiple of 16 bytes) TFLM accepts for this model: a binary search
+    over the interpreter's own AllocateTensors, which plans every tensor and scratch buffer,
+    then one inference in that arena to confirm it."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        hi = 4096
+        while not _probe(tmp.name, hi):
+            if hi >= limit:
+                raise ModelFileError(f"TensorFlow Lite Micro cannot allocate this model even in a {limit >> 20} MB arena")
+            hi *= 2
+        lo = hi // 2 if hi > 4096 else 0
+        while hi - lo > ALIGN:
+            mid = (lo + hi) // 2 // ALIGN * ALIGN
+            if mid <= lo:
+                break
+            if _probe(tmp.name, mid):
+                hi = mid
+            else:
+                lo = mid
+        if not _probe(tmp.name, hi, invoke=True):
+            raise ModelFileError(f"TensorFlow Lite Micro allocated this model in {hi} bytes but could not run it")
+    return hi
+
+
+def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001 (mirrors the other adapters)
+    data = Path(path).read_bytes()
+    arena = int((config or {}).get("arena_bytes") or 0) or min_arena(data)
+    try:
+        with _silence_stderr():
+            it = _interpreter(data, arena)
+    except RuntimeError as exc:
+        raise ModelFileError(f"TensorFlow Lite Micro cannot load {Path(path).name} in {arena} bytes: {exc}") from None
+    return Runner(it, arena)
+
+
+if __name__ == "__main__":  # the child process of _probe()
+    import sys
+
+    model, arena, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    try:
+        with _silence_stderr():
+            it = _interpreter(Path(model).read_bytes(), arena)
+            if mode == "invoke":
+                d = it.get_input_details(0)
+                it.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+                it.invoke()
+    except RuntimeError:
+        sys.exit(1)
+    print("ok")
