@@ -41,28 +41,6 @@ sys.path.insert(0, str(ROOT))
 MODELS = ["mobilenet_v2", "resnet18", "mobilenet_v3_small"]
 
 
-def _pt2e_documented(model, card, out: Path, calib):
-    """litert-torch's documented PT2E recipe: default (non-strict) torch.export."""
-    import torch
-    from litert_torch.quantize import pt2e_quantizer
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
-
-    import litert_torch
-    from edgezoo.stages.torch_to_litert import _quiet
-
-    with _quiet():
-        args = (torch.from_numpy(calib[:1]),)
-        g = torch.export.export(model, args).module()
-        q = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
-        g = quantize_pt2e.prepare_pt2e(g, q)
-        with torch.no_grad():
-            for i in range(len(calib)):
-                g(torch.from_numpy(calib[i : i + 1]))
-        g = quantize_pt2e.convert_pt2e(g, fold_quantize=False)
-        out.write_bytes(litert_torch.convert(g, args, quant_config=QuantConfig(pt2e_quantizer=q)).model_content())
-
-
 def _nncf_default(onnx_path: Path, out_xml: Path, calib):
     import contextlib
     import io
@@ -110,7 +88,7 @@ def build(model_id: str, work: Path):
 
     timed("litert edgezoo int8", ours)
     timed("litert AEQ default", lambda: tl.quantize_aeq_static(lite["fp32"], lite["aeq"], x_cal, "bench"))
-    timed("litert PT2E default", lambda: _pt2e_documented(model, card, lite["pt2e"], x_cal))
+    timed("litert PT2E default", lambda: tl.quantize_pt2e(model, card, lite["pt2e"], x_cal, "bench", strict=False))
     v["litert"] = {"fp32": (lite["fp32"], {}), "edgezoo int8": (lite["ours"], {}), "AEQ default": (lite["aeq"], {}), "PT2E default": (lite["pt2e"], {})}
 
     raw, onnx_fp32 = work / f"{model_id}-raw.onnx", work / f"{model_id}.onnx"

@@ -41,7 +41,6 @@ TARGETS = ["generic-cpu", "raspberrypi"]
 
 
 def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:
-    from edgezoo.pipeline.build import _torch_logits  # noqa: F401 (same helpers as the pipeline)
     from edgezoo.pipeline.plan import make_plan
     from edgezoo.stages import quantize_onnx as qo
     from edgezoo.stages import torch_to_onnx

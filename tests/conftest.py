@@ -90,3 +90,21 @@ def tiny_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     onnx.save(model, str(path))
     return path
+
+
+def venv_with(tmp_path: Path, *packages: str) -> Path:
+    """A new virtual environment holding only ``packages`` (from the registry); its python."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True, timeout=600)
+    return py
+
+
+def installed(py: Path) -> str:
+    import subprocess
+
+    return subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True).stdout

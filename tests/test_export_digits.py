@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgezoo.bundle.verify import verify
-from tests.conftest import copy_bundle, run_cli
+from tests.conftest import copy_bundle, installed, run_cli, venv_with
 
 
 def _report(bundle: Path) -> dict:
@@ -172,11 +172,8 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path):
 def test_runner_works_in_a_venv_with_only_numpy_and_onnxruntime(digits_int8, tmp_path):
     """The bundle's run.py must not need edgezoo, torch or anything but numpy + onnxruntime."""
     bundle, _, _ = digits_int8
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy", "onnxruntime"], check=True, timeout=600)
-    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True).stdout
+    py = venv_with(tmp_path, "numpy", "onnxruntime")
+    listed = installed(py)
     assert "edgezoo" not in listed and "torch" not in listed
     from edgezoo.zoo.datasets import load_split
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgezoo.bundle.verify import verify
-from tests.conftest import run_cli
+from tests.conftest import installed, run_cli, venv_with
 
 
 def _manifest(bundle: Path) -> dict:
@@ -262,10 +262,7 @@ def test_bench_writes_table_json_and_markdown(tmp_path):
 def test_tflite_runner_falls_back_to_tflite_runtime(digits_tflite_int8, tmp_path):
     """Older Pi images have tflite-runtime, not ai-edge-litert: run.py must work there."""
     bundle, _, _ = digits_tflite_int8
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy<2", "tflite-runtime"], check=True, timeout=600)
-    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True).stdout
+    py = venv_with(tmp_path, "numpy<2", "tflite-runtime")
+    listed = installed(py)
     assert "ai-edge-litert" not in listed and "tflite-runtime" in listed
     _run(bundle, tmp_path, python=str(py), env={"PATH": os.environ["PATH"]})

@@ -65,7 +65,7 @@ def test_firmware_sources(nrf):
 
     used = sorted({o["op"] for o in litert.operators(bundle / "model.tflite")})
     ops_h = (fw / "model_ops.h").read_text()
-    assert f"MicroMutableOpResolver<kEdgezooOpCount>" in ops_h and f"kEdgezooOpCount = {len(used)};" in ops_h
+    assert "MicroMutableOpResolver<kEdgezooOpCount>" in ops_h and f"kEdgezooOpCount = {len(used)};" in ops_h
     assert re.findall(r"resolver\.(Add\w+)\(\)", ops_h) == [f"Add{''.join(p.upper() if re.fullmatch(r'[0-9]+D', p) else p.capitalize() for p in op.split('_'))}" for op in used]
     cfg = (fw / "model_config.h").read_text()
     assert f"#define EDGEZOO_TENSOR_ARENA_SIZE {rep['microcontroller']['memory']['arena_bytes']}" in cfg

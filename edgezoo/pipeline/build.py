@@ -150,7 +150,6 @@ def prepare_source(plan: Plan, ctx: Context, seconds: dict, progress, x_eval: np
 def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
     from edgezoo import runtimes
 
-    card = plan.card
     out_dir = plan.bundle_dir.parent
     check_writable(out_dir)
     work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=out_dir))

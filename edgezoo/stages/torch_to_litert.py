@@ -61,7 +61,8 @@ def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
     return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layout": card.input.layout}, weights_sha, sha256_path(out))
 
 
-def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per_channel: bool = True) -> Step:
+def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
+    """``strict=False`` is litert-torch's documented recipe (benchmarks compare against it)."""
     torch = require("torch", extra="torch", purpose="PT2E quantization")
     with _quiet():
         lt = _lt()
@@ -72,7 +73,7 @@ def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per
         args = (torch.from_numpy(calib[:1]),)
         try:
             torch.manual_seed(0)
-            graph = _export_for_pt2e(torch, model, args)
+            graph = _export_for_pt2e(torch, model, args) if strict else torch.export.export(model, args).module()
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
             graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():
@@ -82,7 +83,7 @@ def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per
             out.write_bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
         except Exception as exc:
             raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from None
-    params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
+    params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if strict else "torch.export", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_path(out))
 
 
