@@ -65,8 +65,8 @@ def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:
     simplify(raw, paths["fp32"])
     wall["fp32"] = time.perf_counter() - t
     for target_id in TARGETS:
-        q = quant_scheme(load_target(target_id))
-        plan = make_plan(card, load_target(target_id), precision="int8", out_dir=work / "unused")
+        q = quant_scheme(load_target(target_id), "onnx")
+        plan = make_plan(card, load_target(target_id), fmt="onnx", precision="int8", out_dir=work / "unused", for_check=True)
         cfg = qo.StaticConfig(q.activation_type, q.weight_type, q.format, q.per_channel, q.reduce_range, plan.calibration_method, calib_split.sha256, len(x_cal))
         name = f"int8[{target_id}]"
         paths[name] = work / f"{model_id}-int8-{target_id}.onnx"

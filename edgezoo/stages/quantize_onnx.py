@@ -68,7 +68,10 @@ def quantize_static(src: Path, out: Path, calib: np.ndarray, cfg: StaticConfig) 
         "entropy": q.CalibrationMethod.Entropy,
         "percentile": q.CalibrationMethod.Percentile,
     }[cfg.calibration_method]
-    fmt = q.QuantFormat.QDQ if cfg.format == "qdq" else q.QuantFormat.QOperator
+    formats = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
+    if cfg.format not in formats:  # a scheme meant for another runtime must not slip through as QOperator
+        raise PipelineError(f"onnxruntime quantization has no {cfg.format!r} format", hint="use a qdq or qoperator scheme for ONNX")
+    fmt = formats[cfg.format]
     reader = _Reader(_input_name(src), calib)
     with tempfile.TemporaryDirectory(prefix="edgezoo-calib-") as tmp:
         # the calibrator writes an augmented copy of the model next to its cache; keep it private
