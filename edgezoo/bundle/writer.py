@@ -219,7 +219,9 @@ def build_report(result) -> dict:
         "variants": variants,
         "format": plan.format,
         "runtime": plan.runtime,
-        "speedup_vs_fp32": fp32.latency.p50_ms / chosen.latency.p50_ms if chosen.latency and fp32.latency else None,
+        # only a like-for-like ratio: a reference run in another runtime (tflm's fp32 in LiteRT) is no baseline
+        "speedup_vs_fp32": fp32.latency.p50_ms / chosen.latency.p50_ms
+        if chosen.latency and fp32.latency and chosen.artifact.runtime == fp32.artifact.runtime else None,
         "size_ratio_vs_fp32": chosen.size_bytes / fp32.size_bytes,
         "export_check": dump(result.export_check) if result.export_check else None,
         "operators": [dump(o) for o in result.operators],
