@@ -186,3 +186,15 @@ def test_digits_refused_on_a_board_too_small_for_its_arena(tmp_path):
     assert not out.exists() or not list(out.iterdir())
     res = run_cli("export", "digits-cnn", "--target", str(board), "--out", str(out), "--allow-over-budget", "--json")
     assert json.loads(res.stdout)["report"]["verdicts"][0].startswith("does not fit")
+
+
+def test_missing_tflm_kernel_is_named():
+    """The probe turns TFLM's own registration message into a one-line error naming the op
+    (message format as the TFLite interpreters print it)."""
+    from edgezoo.errors import ModelFileError
+    from edgezoo.runtimes import tflite_micro
+
+    log = "Didn't find op for builtin opcode 'STABLEHLO_SORT' version '1'. An older version of this builtin might be supported.\nFailed to get registration from op code STABLEHLO_SORT\n"
+    with pytest.raises(ModelFileError, match="no kernel for STABLEHLO_SORT"):
+        tflite_micro._missing_ops(log)
+    tflite_micro._missing_ops("Failed to resize buffer. Requested: 6144, available 5320")  # plain too-small arena: no error

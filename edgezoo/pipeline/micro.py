@@ -140,6 +140,8 @@ def run_vela(model_path: Path, accelerator: str, out_dir: Path) -> tuple[Path, d
             row = next(csv.DictReader(fh))
         (out_dir / "vela_summary.csv").write_bytes(summaries[0].read_bytes())
         (out_dir / "vela_summary.txt").write_text(_network_summary(proc.stdout), encoding="utf-8")
+    # Vela names each operator it leaves on the CPU in a warning ("... Placing on CPU instead")
+    cpu_placed = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "Placing on CPU" in line]
 
     import re
 
@@ -160,6 +162,7 @@ def run_vela(model_path: Path, accelerator: str, out_dir: Path) -> tuple[Path, d
         "vela_version": _vela_version(),
         "npu_operators": count("NPU"),
         "cpu_operators": count("CPU"),
+        "cpu_placed": cpu_placed,
         "sram_bytes": (num("sram_memory_used") or 0) * KB,
         "flash_bytes": (num("off_chip_flash_memory_used") or 0) * KB + (num("on_chip_flash_memory_used") or 0) * KB,
         "npu_cycles": num("cycles_npu"),

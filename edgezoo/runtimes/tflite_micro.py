@@ -78,7 +78,20 @@ def _probe(path: str, arena: int, invoke: bool = False) -> bool:
 
     proc = subprocess.run([sys.executable, "-m", "edgezoo.runtimes.tflite_micro", path, str(arena), "invoke" if invoke else "allocate"],
                           capture_output=True, text=True)
+    if proc.returncode == 1:
+        _missing_ops(proc.stdout)  # an operator TFLM lacks fails at any arena size: say so now
     return proc.returncode == 0 and proc.stdout.strip() == "ok"
+
+
+def _missing_ops(log: str) -> None:
+    import re
+
+    missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'", log)))
+    if missing:
+        raise ModelFileError(
+            f"TensorFlow Lite Micro has no kernel for {', '.join(missing)}",
+            hint="replace that layer, or choose a target with a larger runtime (LiteRT)",
+        )
 
 
 def min_arena(data: bytes, limit: int = 64 << 20) -> int:
@@ -123,14 +136,26 @@ def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  #
 if __name__ == "__main__":  # the child process of _probe()
     import sys
 
+    import tempfile
+
     model, arena, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    try:
-        with _silence_stderr():
+    with tempfile.TemporaryFile(mode="w+") as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # keep TFLM's own messages: they name a missing operator
+        try:
             it = _interpreter(Path(model).read_bytes(), arena)
             if mode == "invoke":
                 d = it.get_input_details(0)
                 it.set_input(np.zeros(d["shape"], d["dtype"]), 0)
                 it.invoke()
-    except RuntimeError:
-        sys.exit(1)
+            failed = False
+        except RuntimeError:
+            failed = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failed:
+            log.seek(0)
+            print(log.read())
+            sys.exit(1)
     print("ok")
