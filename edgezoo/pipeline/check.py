@@ -38,8 +38,8 @@ class CheckResult:
 
     @property
     def fallbacks(self) -> list[compat.OpSupport]:
-        """Operators that leave the accelerator for the host CPU."""
-        if not self.accelerator:
+        """Operators that leave the Edge TPU for the host CPU (Ethos-U placement is Vela's, at export)."""
+        if self.accelerator != "edgetpu":
             return []
         return [o for o in self.operators if o.placement.startswith("CPU") and "input/output" not in o.placement]
 
@@ -66,7 +66,6 @@ def check(plan, progress=None) -> CheckResult:
                 torch_to_onnx.export_onnx(model, card, onnx_path, torch_to_onnx.ExportConfig(opset=plan.opset, input_name=card.input.name), "check")
         if progress:
             progress(f"ask {plan.runtime}")
-        memory = None
         if plan.format == "tflm":
             from edgezoo.pipeline import micro
             from edgezoo.runtimes import tflite_micro
