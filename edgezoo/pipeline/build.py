@@ -177,10 +177,12 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
             with _Timer(seconds, "memory verdict and firmware", progress):
                 micro_info = _micro(plan, ctx, variants[plan.precision].artifact)
                 operators = micro_info.pop("operators")
+        for v in variants.values():  # resolve once: the format's runtime unless the artifact names its own
+            v.artifact.runtime = v.artifact.runtime or plan.runtime
         with _Timer(seconds, "evaluate", progress):
             ref_logits = None
             for v in variants.values():
-                runner = runtimes.get(v.artifact.runtime or plan.runtime).open(v.artifact.path, plan.threads, v.artifact.config)
+                runner = runtimes.get(v.artifact.runtime).open(v.artifact.path, plan.threads, v.artifact.config)
                 if plan.runtime == "openvino":
                     from edgezoo.runtimes.openvino import effective_precision
 
@@ -197,7 +199,7 @@ def build(plan: Plan, progress: Progress | None = None) -> BuildResult:
             )
         with _Timer(seconds, "benchmark latency", progress):
             for v in variants.values():
-                v.latency = measure(v.artifact.path, runtime=v.artifact.runtime or plan.runtime, threads=plan.threads, config=v.artifact.config,
+                v.latency = measure(v.artifact.path, runtime=v.artifact.runtime, threads=plan.threads, config=v.artifact.config,
                                     warmup=10, runs=50, min_seconds=1.0)
 
         verdicts, warnings = judge(plan, variants)
@@ -336,7 +338,7 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
         warnings.append(f"this host's CPU has no bf16 support: the bf16 variant ran in {chosen.effective_precision}")
     if chosen is not fp32:
         ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
-        same_runtime = (chosen.artifact.runtime or plan.runtime) == (fp32.artifact.runtime or plan.runtime)
+        same_runtime = chosen.artifact.runtime == fp32.artifact.runtime
         if ratio > 1.0 and same_runtime:  # a reference run in another runtime is no speed baseline
             warnings.append(
                 f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this host ({chosen.latency.p50_ms:.2f} ms vs "
