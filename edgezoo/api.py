@@ -63,9 +63,12 @@ def plan_export(
 ):
     """Check everything that can be checked before work starts and return the Plan."""
     from edgezoo.errors import UsageError
+    from edgezoo.hashing import sha256_file
     from edgezoo.pipeline.plan import card_for_onnx, make_plan
+    from edgezoo.targets import profile_file
 
     tgt = load_target(target)
+    target_sha256 = sha256_file(profile_file(target))
     source_path = None
     weights_mode, weights_path = "pretrained", None
     if is_model_file(model):
@@ -100,12 +103,13 @@ def plan_export(
         allow_over_budget=allow_over_budget,
         tflite_quantizer=tflite_quantizer,
         for_check=for_check,
+        target_sha256=target_sha256,
     )
 
 
 def check(plan, progress=None):
     """Operator compatibility of the plan's model with its target, before any export."""
-    from edgezoo.pipeline.check import check as _check
+    from edgezoo.pipeline.executor import check as _check
 
     return _check(plan, progress=progress)
 
@@ -118,19 +122,37 @@ def bench(model: str, target: str | Path, *, formats: list[str] | None = None, p
 
     if is_model_file(model):
         raise UsageError("bench takes a zoo model", hint="for your own ONNX file use `edgezoo export --format ...`")
+    from edgezoo.hashing import sha256_file
+    from edgezoo.targets import profile_file
+
     card = get_card(model)
     tgt = load_target(target)
     formats = formats or [tgt.default_format] + [f for f in tgt.formats if f != tgt.default_format]
     for f in formats:
         tgt.format(f)  # refuses a format the target does not deploy
     mode, path = ("random", None) if weights == "random" else (("local", Path(weights)) if weights else ("pretrained", None))
-    return run_matrix(card, tgt, formats, weights=mode, weights_path=path, precisions=precisions, threads=threads, progress=progress)
+    return run_matrix(card, tgt, formats, weights=mode, weights_path=path, precisions=precisions, threads=threads, progress=progress,
+                      target_sha256=sha256_file(profile_file(target)))
 
 
 def export(plan, progress=None):
-    from edgezoo.pipeline.build import build
+    """Run the plan to a bundle; returns the executor's Outcome (``.report``, ``.bundle_dir``)."""
+    from edgezoo.pipeline.executor import Executor
 
-    return build(plan, progress=progress)
+    return Executor(plan, progress=progress).run(until="bundle")
+
+
+def list_plugins(kind: str):
+    """Registered formats, runtimes, tasks or accelerators: (entry, loaded object or the error)."""
+    from edgezoo import registry
+
+    out = []
+    for e in registry.entries(kind):
+        try:
+            out.append((e, registry.get(kind, e.name)))
+        except registry.PluginError as exc:
+            out.append((e, exc))
+    return out
 
 
 def verify(path: Path):

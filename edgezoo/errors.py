@@ -94,3 +94,21 @@ def require(module: str, *, package: str | None = None, extra: str, purpose: str
         if exc.name and exc.name.split(".")[0] == module.split(".")[0]:
             raise MissingDependencyError(package or module.split(".")[0], extra, purpose) from exc
         raise
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first non-empty line of an exception's text (or its type when it has none)."""
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines:
+        return lines[0].strip()
+    return type(exc).__name__ if isinstance(exc, BaseException) else "no message"
+
+
+def last_line(exc: BaseException | str) -> str:
+    """The last non-empty line (where tools put the actual error after their context)."""
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines:
+        return lines[-1].strip()
+    return type(exc).__name__ if isinstance(exc, BaseException) else "no message"

@@ -186,7 +186,7 @@ def _hardswish_tflite(tmp_path: Path) -> Path:
 def test_edgetpu_report_names_the_first_unsupported_operator(tmp_path):
     from edgezoo.pipeline import compat
 
-    report = compat.check_tflite(_hardswish_tflite(tmp_path), "edgetpu")
+    report = compat.report("tflite", _hardswish_tflite(tmp_path), accelerator="edgetpu")
     placements = [(o.op_type, o.placement) for o in report]
     hs = next(o for o in report if o.op_type == "HARD_SWISH")
     assert hs.placement == "CPU (Edge TPU cannot run it)" and "first operator" in hs.note
@@ -194,13 +194,15 @@ def test_edgetpu_report_names_the_first_unsupported_operator(tmp_path):
     assert ("CONV_2D", "Edge TPU") in placements
     assert ("CONV_2D", "CPU (after the Edge TPU graph)") in placements
     # the Edge TPU table is data with its source
-    assert compat.edgetpu_table()["source"].startswith("https://coral.ai/")
+    from edgezoo.accelerators.edgetpu import edgetpu_table
+
+    assert edgetpu_table()["source"].startswith("https://coral.ai/")
 
 
 def test_litert_report_says_what_xnnpack_takes(tmp_path):
     from edgezoo.pipeline import compat
 
-    report = compat.check_tflite(_hardswish_tflite(tmp_path))
+    report = compat.report("tflite", _hardswish_tflite(tmp_path))
     assert all(o.supported for o in report)
     placement = {o.op_type: o.placement for o in report}
     assert placement["CONV_2D"] == "CPU (XNNPACK)"
@@ -235,7 +237,7 @@ def test_check_command_fails_on_operator_the_runtime_lacks(tmp_path):
 def test_openvino_report_comes_from_query_model(tiny_onnx):
     from edgezoo.pipeline import compat
 
-    report = compat.check_openvino(tiny_onnx)
+    report = compat.report("openvino", tiny_onnx)
     assert {o.op_type for o in report} >= {"Convolution"} and all(o.placement == "CPU" for o in report)
 
 

@@ -24,33 +24,23 @@ def _peak_rss_kb() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def _input_shape(runtime: str, runner) -> list[int]:
-    if runtime == "onnxruntime":
-        shape = runner.sess.get_inputs()[0].shape
-    elif runtime in ("litert", "tflite-micro"):
-        shape = runner.inp["shape"]
-    else:
-        shape = runner.compiled.inputs[0].get_partial_shape().to_shape()
-    return [d if isinstance(d, int) and d > 0 else 1 for d in (int(v) if str(v).isdigit() else v for v in shape)]
-
-
 def main(argv: list[str]) -> None:
     runtime, model, threads, warmup, runs, min_seconds, config = argv
     threads, warmup, runs, min_seconds = int(threads), int(warmup), int(runs), float(min_seconds)
-    from edgezoo import runtimes
+    from edgezoo import registry
 
-    rt = runtimes.get(runtime)
     t0 = time.perf_counter()
-    runner = rt.open(Path(model), threads, json.loads(config))
+    session = registry.runtime(runtime).open(Path(model), threads, json.loads(config))
     load_ms = (time.perf_counter() - t0) * 1000
-    x = np.random.default_rng(0).standard_normal(_input_shape(runtime, runner)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal(i.concrete_shape()).astype(np.float32) for i in session.inputs]
     for _ in range(warmup):
-        runner.run(x)
+        session.run(feeds)
     times = []
     start = time.perf_counter()
     while len(times) < runs or (time.perf_counter() - start) < min_seconds:
         t = time.perf_counter()
-        runner.run(x)
+        session.run(feeds)
         times.append((time.perf_counter() - t) * 1000)
     arr = np.asarray(times)
     peak_kb = _peak_rss_kb()

@@ -11,24 +11,10 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import PipelineError
-
-
-@dataclass(frozen=True)
-class Latency:
-    runtime: str
-    threads: int
-    warmup: int
-    runs: int
-    p50_ms: float
-    p90_ms: float
-    mean_ms: float
-    min_ms: float
-    peak_rss_mb: float
-    load_ms: float
+from edgezoo.errors import PipelineError, last_line
+from edgezoo.schemas.report import Latency
 
 
 def measure(model: Path, *, runtime: str = "onnxruntime", threads: int = 1, config: dict | None = None, warmup: int = 10, runs: int = 50, min_seconds: float = 0.0) -> Latency:
@@ -37,7 +23,7 @@ def measure(model: Path, *, runtime: str = "onnxruntime", threads: int = 1, conf
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.communicate()
     if proc.returncode != 0:
-        last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        last = last_line(err.decode(errors="replace")) if err.strip() else "no output"
         raise PipelineError(f"latency benchmark of {model.name} failed: {last}")
     data = json.loads(out.decode())
     return Latency(runtime=runtime, threads=threads, warmup=warmup, **data)

@@ -193,6 +193,9 @@ def compile_checks(src_dir: Path, model_bytes: bytes, cpu: str = "cortex-m4") ->
             ("host", shutil.which("gcc"), ["-std=c11", "-O2"]),
             ("arm", shutil.which("arm-none-eabi-gcc"), [f"-mcpu={cpu}", "-mthumb", "-Os", "-std=c11"]),
         ):
+            if name == "arm" and not cpu:
+                results[name] = {"compiler": None, "ok": None, "note": "the target's CPU is not an Arm core (profile memory.compiler_cpu is empty): no Arm cross-compile"}
+                continue
             if cc is None:
                 results[name] = {"compiler": None, "ok": None, "note": "compiler not installed"}
                 continue

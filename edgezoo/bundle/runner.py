@@ -1,11 +1,19 @@
+"""The bundle runner's core, and how run.py is assembled from it.
+
+Everything between the core marker line below and the assembly section is the
+core of every bundle's ``run.py``: argument parsing, the card's preprocessing, integer
+(de)quantisation. The runtime plug-in adds its ``Session`` class and the task plug-in its
+``add_arguments``/``present``/``render`` functions, each from a small standalone file, so
+run.py stays one file that needs only numpy and the bundle's runtime on the device.
+"""
+
+# --- run.py --- core
 #!/usr/bin/env python3
-"""Run an edgezoo bundle on one input and print the top classes.
+"""Run an edgezoo bundle on one input and print the task's result.
 
-This file is copied verbatim into every bundle as ``run.py``. It needs only numpy and
-the bundle's runtime (onnxruntime; ai-edge-litert, or tflite-runtime on older images;
-openvino), plus Pillow when the input is an image file.
+{requires}
 
-    python run.py INPUT [--top K] [--threads N] [--json]
+    python run.py INPUT [--threads N] [--json] [task options, see --help]
 
 INPUT is a ``.npy`` file holding one raw sample (for example an 8x8 digit with values
 0-16, as scikit-learn provides them) or an image file (``.png``/``.jpg``). The
@@ -14,8 +22,8 @@ applied here, so the raw input is what you would capture on the device.
 
 Exit codes: 0 ok, 2 bad input, 3 runtime missing or failed.
 """
-
-from __future__ import annotations
+# Assembled by edgezoo from edgezoo/bundle/runner.py (this core), the runtime's part
+# ({runtime}) and the task's part ({task}).
 
 import argparse
 import json
@@ -29,6 +37,26 @@ HERE = Path(__file__).resolve().parent
 
 class InputError(Exception):
     pass
+
+
+class RuntimeMissing(Exception):
+    pass
+
+
+def quantize(x, dtype, scale, zero_point):
+    """float32 -> an integer input tensor with its own scale and zero point (full-integer models)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or not scale:
+        return np.asarray(x, dtype=dtype)
+    lim = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(x, np.float32) / scale + zero_point), lim.min, lim.max).astype(dtype)
+
+
+def dequantize(y, scale, zero_point):
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu" or not scale:
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - zero_point) * np.float32(scale)
 
 
 def resize_and_crop(image, resize: int, crop: int):
@@ -115,133 +143,71 @@ def load_raw(path: Path, pre: dict):
         raise InputError(f"{path} is not a readable image: {exc}") from None
     return resize_and_crop(image, pre["resize"], pre["crop"])
 
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
-
-
-class _Onnx:
-    def __init__(self, path: Path, threads: int, config: dict):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise RuntimeError("this bundle needs onnxruntime: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.name = self.sess.get_inputs()[0].name
-
-    def run(self, x):
-        return self.sess.run(None, {self.name: x})[0]
-
-
-class _Litert:
-    def __init__(self, path: Path, threads: int, config: dict):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            try:  # older Raspberry Pi OS images ship the predecessor
-                from tflite_runtime.interpreter import Interpreter
-            except ImportError:
-                raise RuntimeError("this bundle needs ai-edge-litert (or tflite-runtime): pip install ai-edge-litert") from None
-        self.it = Interpreter(model_path=str(path), num_threads=threads)
-        self.it.allocate_tensors()
-        self.inp = self.it.get_input_details()[0]
-        self.out = self.it.get_output_details()[0]
-
-    def run(self, x):
-        d = self.inp
-        if d["dtype"] in (np.int8, np.uint8):  # full-integer model: quantize with the tensor's own scale
-            scale, zero = d["quantization"]
-            info = np.iinfo(d["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        self.it.set_tensor(d["index"], x.astype(d["dtype"]))
-        self.it.invoke()
-        y = self.it.get_tensor(self.out["index"])
-        if self.out["dtype"] in (np.int8, np.uint8):
-            scale, zero = self.out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y
-
-
-class _Openvino:
-    def __init__(self, path: Path, threads: int, config: dict):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeError("this bundle needs openvino: pip install openvino") from None
-        cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **config}
-        self.request = ov.Core().compile_model(str(path), "CPU", cfg).create_infer_request()
-
-    def run(self, x):
-        self.request.infer({0: x})
-        return np.array(self.request.get_output_tensor(0).data)
-
-
-class _Tflm:
-    """The TensorFlow Lite Micro interpreter on the host (the tflite-micro package)."""
-
-    def __init__(self, path: Path, threads: int, config: dict):
-        try:
-            from tflite_micro import runtime
-        except ImportError:
-            raise RuntimeError("this bundle needs tflite-micro on the host: pip install tflite-micro") from None
-        self.it = runtime.Interpreter.from_bytes(path.read_bytes(), arena_size=int(config["arena_bytes"]))
-        self.inp, self.out = self.it.get_input_details(0), self.it.get_output_details(0)
-
-    def run(self, x):
-        q = self.inp["quantization_parameters"]
-        x = np.clip(np.round(x / q["scales"][0] + q["zero_points"][0]), -128, 127).astype(self.inp["dtype"])
-        self.it.set_input(x, 0)
-        self.it.invoke()
-        oq = self.out["quantization_parameters"]
-        return (self.it.get_output(0).astype(np.float32) - oq["zero_points"][0]) * oq["scales"][0]
-
-
-RUNTIMES = {"onnxruntime": _Onnx, "litert": _Litert, "openvino": _Openvino, "tflite-micro": _Tflm}
-
-
-def make_session(manifest: dict, threads: int):
-    rt = manifest["runtime"]
-    return RUNTIMES[rt["name"]](HERE / manifest["model_file"], threads, rt.get("config", {}))
+# @@PARTS@@
 
 
 def main(argv=None) -> int:
     manifest = json.loads((HERE / "manifest.json").read_text())
     parser = argparse.ArgumentParser(description=f"Run {manifest['model']['id']} ({manifest['precision']}) on one input.")
     parser.add_argument("input", type=Path, help=".npy raw sample or image file")
-    parser.add_argument("--top", type=int, default=3, help="how many classes to print (default 3)")
     parser.add_argument("--threads", type=int, default=manifest["target"]["threads"], help="intra-op threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_arguments(parser)  # noqa: F821 (the task part of run.py)
     args = parser.parse_args(argv)
 
     pre = manifest["preprocess"]
-    input_spec = manifest["inputs"][0]
-    labels = manifest["labels"]
     try:
-        x = preprocess(load_raw(args.input, pre), pre, input_spec)
+        x = preprocess(load_raw(args.input, pre), pre, manifest["inputs"][0])
+        if not np.all(np.isfinite(x)):
+            raise InputError("input contains NaN or infinite values")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        logits = make_session(manifest, args.threads).run(x)
-    except Exception as exc:
+        rt = manifest["runtime"]
+        session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
+        outputs = session.run([x])
+    except RuntimeMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # the runtime's own failure, whatever its type
         print(f"error: the runtime failed: {exc}", file=sys.stderr)
         return 3
-    probs = softmax(np.asarray(logits, dtype=np.float64).reshape(-1))
-    order = np.argsort(-probs, kind="stable")[: max(1, args.top)]
-    top = [{"index": int(i), "label": labels[i] if i < len(labels) else str(i), "score": float(probs[i])} for i in order]
+    result = present(outputs, manifest, args)  # noqa: F821 (the task part)
     if args.json:
-        print(json.dumps({"model": manifest["model"]["id"], "precision": manifest["precision"], "top": top}))
+        print(json.dumps({"model": manifest["model"]["id"], "precision": manifest["precision"], **result}))
     else:
-        for t in top:
-            print(f"{t['label']:>24}  {t['score']:.4f}")
+        print(render(result))  # noqa: F821 (the task part)
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- assembly (edgezoo side; not part of run.py) ------------------------------------------
+
+MARKER = "# --- run.py ---"
+
+
+def module_source(module: str) -> str:
+    """The part of a runner module below its marker line, read from the file (not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError(f"runner part {module!r} was not found")
+    text = Path(spec.origin).read_text(encoding="utf-8")
+    if MARKER not in text:
+        raise ValueError(f"runner part {module} has no {MARKER!r} line")
+    return text.split(MARKER, 1)[1].strip("\n") + "\n"
+
+
+def assemble(runtime, task) -> str:
+    """run.py for a bundle: this core with the runtime's Session and the task's presentation."""
+    core = Path(__file__).read_text(encoding="utf-8").split(MARKER + " core", 1)[1].split("# -- assembly", 1)[0]
+    head, tail = core.split("# @@PARTS@@", 1)
+    requires = "It needs " + ", ".join(runtime.runner_requires) + ", plus Pillow when the input is an image file."
+    head = head.replace("{requires}", requires).replace("{runtime}", runtime.runner_module).replace("{task}", task.runner_module)
+    return (head.strip("\n") + "\n\n\n" + runtime.runner_source().strip("\n") + "\n\n\n" + task.runner_source().strip("\n")
+            + "\n\n" + tail.rstrip("\n") + "\n")

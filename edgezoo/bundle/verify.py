@@ -3,12 +3,12 @@ manifest's schema. Any changed byte in any file fails."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgezoo.hashing import sha256_file
 from edgezoo.errors import SchemaError, UsageError, VerificationError
 from edgezoo.schemas import _strict
 from edgezoo.schemas.manifest import Manifest
@@ -26,10 +26,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def verify_dir(folder: Path) -> VerifyResult:
@@ -51,7 +47,7 @@ def verify_dir(folder: Path) -> VerifyResult:
     for name in sorted(present - set(listed)):
         result.problems.append(f"{name}: present but not listed in {SUMS}")
     for name in sorted(present & set(listed)):
-        if _sha(folder / name) != listed[name]:
+        if sha256_file(folder / name) != listed[name]:
             result.problems.append(f"{name}: sha256 mismatch")
     result.files = len(present)
     mpath = folder / "manifest.json"
@@ -65,7 +61,7 @@ def verify_dir(folder: Path) -> VerifyResult:
             for name, digest in result.manifest.files.items():
                 if not (folder / name).is_file():
                     result.problems.append(f"{name}: named in manifest.json but missing")
-                elif _sha(folder / name) != digest:
+                elif sha256_file(folder / name) != digest:
                     result.problems.append(f"{name}: sha256 differs from manifest.json")
     else:
         result.problems.append("manifest.json is missing")

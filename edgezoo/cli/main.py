@@ -43,7 +43,8 @@ class Group(click.Group):
         except EdgezooError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            text = str(exc).strip() or type(exc).__name__
+            click.echo(f"error: {text.splitlines()[0]}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was written", err=True)
@@ -62,6 +63,7 @@ def cli(ctx, debug):
       edgezoo list
       edgezoo info digits-cnn
       edgezoo targets show raspberrypi
+      edgezoo formats
       edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
       edgezoo verify dist/digits-cnn-raspberrypi-int8.tar.gz
     """
@@ -209,7 +211,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @cli.command("export", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile id (see `edgezoo targets`) or a .toml path.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["onnx", "tflite", "openvino"]), help="Default: the profile's default format.")
+@click.option("--format", "-f", "fmt", metavar="FORMAT", help="A format the target deploys (see `edgezoo formats`). Default: the profile's.")
 @click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Default: the profile's for the format.")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Output folder.")
 @click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' for latency-only runs.")
@@ -261,9 +263,11 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
     for w in plan.warnings:
         err.print(f"[yellow]warning:[/] {w}")
     result = _run_with_progress(api, plan, err, quiet=as_json)
+    from edgezoo.schemas._strict import dump
+
     report = result.report
     if as_json:
-        _emit_json({"bundle": str(result.bundle_dir), "archive": str(result.archive), "report": report})
+        _emit_json({"bundle": str(result.bundle_dir), "archive": str(result.archive), "report": dump(report)})
         return
     _print_report(report)
     for w in result.warnings[len(plan.warnings):]:
@@ -307,29 +311,32 @@ def _print_plan(summary: dict) -> None:
     _console().print(t)
 
 
-def _print_report(report: dict) -> None:
+def _print_report(report) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{report['model']} on {report['target']}: {report['format']} (host proxy, {report['runtime']})")
-    for col in ("variant", "size KB", "top-1 %", "agree %", "SQNR dB", "p50 ms", "p90 ms", "peak MB"):
-        t.add_column(col, justify="left" if col == "variant" else "right")
-    for name, v in report["variants"].items():
-        q, lat = v["quality"], v["latency"]
-        t.add_row(name, f"{v['size_bytes'] / 1024:.1f}", f"{q['top1']:.2f}" if q.get("top1") is not None else "-",
-                  f"{q['agreement']:.1f}", f"{q['sqnr_db']:.1f}" if q.get("sqnr_db") is not None else "exact",
-                  f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['peak_rss_mb']:.0f}")
+    gate = next((v.quality.gate_metric for v in report.variants.values() if v.quality), "metric")
+    t = Table(title=f"{report.model} on {report.target}: {report.format} (host proxy, {report.runtime})")
+    for col in ("variant", "runtime", "size KB", gate, "agree %", "SQNR dB", "p50 ms", "p90 ms", "peak MB"):
+        t.add_column(col, justify="left" if col in ("variant", "runtime") else "right")
+    for name, v in report.variants.items():
+        q, lat = v.quality, v.latency
+        value = q.gate_value if q else None
+        shown = "-" if value is None or report.weights == "random" else f"{value:.2f}"
+        t.add_row(name, v.runtime, f"{v.size_bytes / 1024:.1f}", shown, f"{q.agreement:.1f}" if q else "-",
+                  "exact" if q is None or q.sqnr_db is None else f"{q.sqnr_db:.1f}",
+                  f"{lat.p50_ms:.3f}" if lat else "-", f"{lat.p90_ms:.3f}" if lat else "-", f"{lat.peak_rss_mb:.0f}" if lat else "-")
     con = _console()
     con.print(t)
-    if report.get("speedup_vs_fp32") and report["precision"] != "fp32":
-        con.print(f"{report['precision']} vs fp32: {report['speedup_vs_fp32']:.2f}x speed, {report['size_ratio_vs_fp32']:.2f}x size")
-    for v in report["verdicts"]:
+    if report.speedup_vs_fp32 and report.precision != "fp32":
+        con.print(f"{report.precision} vs fp32: {report.speedup_vs_fp32:.2f}x speed, {report.size_ratio_vs_fp32:.2f}x size")
+    for v in report.verdicts:
         con.print(f"- {v}")
 
 
 @cli.command("bench", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
-@click.option("--formats", default="all", show_default=True, help="'all' (every format the target deploys) or a comma list: onnx,tflite,openvino.")
+@click.option("--formats", default="all", show_default=True, help="'all' (every format the target deploys) or a comma list, e.g. onnx,tflite,pte.")
 @click.option("--precisions", help="Comma list to restrict the precisions (fp32 is always measured as the reference).")
 @click.option("--weights", default="random", show_default=True, help="'random' (latency and fidelity only), 'pretrained', or a local weights file.")
 @click.option("--threads", type=click.IntRange(1), help="The N of the N-thread column (default: the target's cores, capped at this host's).")
@@ -389,7 +396,7 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
 @cli.command("check", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["onnx", "tflite", "openvino"]), help="Default: the profile's default format.")
+@click.option("--format", "-f", "fmt", metavar="FORMAT", help="A format the target deploys (see `edgezoo formats`). Default: the profile's.")
 @click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Checked against the profile.")
 @click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -418,7 +425,8 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
     res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
     if as_json:
         _emit_json({"model": res.model, "target": res.target, "format": res.format, "runtime": res.runtime,
-                    "accelerator": res.accelerator, "source": res.source, "ok": res.ok, "fits": res.fits, "memory": res.memory,
+                    "accelerator": res.accelerator, "source": res.source, "ok": res.ok, "fits": res.fits,
+                    "memory": dump(res.memory) if res.memory is not None else None,
                     "operators": [dump(o) for o in res.operators]})
     else:
         from rich.table import Table
@@ -446,13 +454,69 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
             from edgezoo.pipeline.micro import verdict_line
 
             line = verdict_line(res.memory, res.target)
-            con.print(("[green]" if res.fits else "[red]") + line + "[/]" + f" (arena measured: {res.memory['arena_measured_bytes']} bytes)")
+            con.print(("[green]" if res.fits else "[red]") + line + "[/]" + f" (arena measured: {res.memory.arena_measured_bytes} bytes)")
             if not res.fits:
-                big = res.memory["largest_constants"][:1] + res.memory["largest_activations"][:1]
-                for e in big:
-                    con.print(f"  large: {e['name'].split('/')[-1][:60]} {e['shape']} {e['bytes'] / 1024:.0f} KB")
+                for e in res.memory.largest_constants[:1] + res.memory.largest_activations[:1]:
+                    con.print(f"  large: {e.name.split('/')[-1][:60]} {list(e.shape)} {e.bytes / 1024:.0f} KB")
     if not res.ok:
         sys.exit(4)
+
+
+@cli.command("formats", epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def formats_cmd(as_json):
+    """List the registered formats with their runtimes, precisions and tools, and the
+    runtimes, tasks and accelerators beside them, each with where it comes from (built-in
+    or a plug-in package's entry point).
+
+    \b
+    Examples:
+      edgezoo formats
+      edgezoo formats --json | jq '.formats[].name'
+    """
+    from edgezoo import api
+
+    data: dict = {}
+    for kind in ("formats", "runtimes", "tasks", "accelerators"):
+        rows = []
+        for entry, obj in api.list_plugins(kind):
+            row = {"name": entry.name, "origin": entry.origin, "entry_point": entry.target}
+            if isinstance(obj, Exception):
+                row["error"] = str(obj)
+            else:
+                row["description"] = getattr(obj, "description", "")
+                if kind == "formats":
+                    row.update(runtime=obj.runtime, precisions=list(obj.precisions), built_from=obj.built_from, tools=dict(obj.tools))
+                elif kind == "runtimes":
+                    row.update(version=obj.version(), runner_requires=list(obj.runner_requires))
+                elif kind == "tasks":
+                    row.update(outputs=list(obj.outputs), gate_metric=obj.gate_metric)
+            rows.append(row)
+        data[kind] = rows
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title="formats")
+    for col in ("format", "runtime", "built from", "precisions: tool", "origin"):
+        t.add_column(col)
+    for r in data["formats"]:
+        if "error" in r:
+            t.add_row(r["name"], "", "", f"[red]{r['error']}[/]", r["origin"])
+            continue
+        tools = "\n".join(f"{p}: {r['tools'].get(p, '')}" for p in r["precisions"])
+        t.add_row(r["name"], r["runtime"], r["built_from"], tools, r["origin"])
+    con.print(t)
+    for kind, cols in (("runtimes", ("version", "runner_requires")), ("tasks", ("outputs", "gate_metric")), ("accelerators", ())):
+        t = Table(title=kind)
+        for col in ("name", *cols, "description", "origin"):
+            t.add_column(col)
+        for r in data[kind]:
+            vals = [", ".join(r[c]) if isinstance(r.get(c), list) else str(r.get(c, "")) for c in cols]
+            t.add_row(r["name"], *vals, f"[red]{r['error']}[/]" if "error" in r else r.get("description", ""), r["origin"])
+        con.print(t)
 
 
 @cli.command("verify", epilog=EXIT_CODES)

@@ -1,2 +1,1 @@
-"""The planner (card + target + options -> a Plan checked before anything runs) and the
-runner that executes a plan into a bundle."""
+"""Plans, the executor that runs them, operator reports and microcontroller analysis."""

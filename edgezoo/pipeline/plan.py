@@ -24,6 +24,7 @@ class Plan:
     source: str  # "zoo" | "onnx-file"
     weights: str  # "pretrained" | "random" | "local"
     target_id: str
+    target_sha256: str  # of the profile file this plan was made from
     runtime: str
     format: str
     opset: int
@@ -65,10 +66,10 @@ class Plan:
             "warnings": list(self.warnings),
         }
         if self.quantization is not None:
+            from edgezoo import registry
+
             out["quantization"] = dump(self.quantization)
-            if self.format == "tflite":
-                out["quantization"]["tool"] = {"pt2e": "litert-torch PT2E", "aeq": "ai-edge-quantizer static_wi8_ai8"}.get(
-                    self.tflite_quantizer, "auto: litert-torch PT2E or ai-edge-quantizer, whichever keeps more fidelity on the calibration samples")
+            out["quantization"].update(registry.format(self.format).summary(self))
             out["calibration"] = {"method": self.calibration_method, "samples": self.calibration_samples}
         return out
 
@@ -120,9 +121,9 @@ def card_for_onnx(path: Path, input_shape: tuple[int, ...] | None, license: str 
         raise UsageError(f"batch size {shape[0]} is not supported; edge bundles run one sample at a time", hint="use a batch dimension of 1")
     convs = sum(1 for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose"))
     stat = path.stat()
-    from edgezoo.stages import sha256_path
+    from edgezoo.hashing import sha256_file
 
-    digest = sha256_path(path)
+    digest = sha256_file(path)
     layout = "NCHW" if len(shape) == 4 else "NC"
     return Card(
         id=_slug(path.stem),
@@ -195,12 +196,15 @@ def make_plan(
     allow_over_budget: bool = False,
     tflite_quantizer: str = "auto",
     for_check: bool = False,
+    target_sha256: str = "",
 ) -> Plan:
     """``for_check``: the plan only feeds ``edgezoo check``; nothing will be written, so the
     output and calibration-data checks do not apply."""
+    from edgezoo import registry
     from edgezoo.targets import quant_scheme
 
     fmt, spec = target.format(fmt)
+    plugin = registry.format(fmt)
     precision = precision or spec.default_precision
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
@@ -210,10 +214,12 @@ def make_plan(
             hint=f"it supports {', '.join(spec.precisions)}",
         )
     warnings = []
-    if source_path is not None and fmt in ("tflite", "tflm"):
+    if source_path is not None and plugin.built_from != "onnx":
+        onnx_ok = [n for n in target.formats if registry.format(n).built_from == "onnx"]
         raise UsageError(
-            f"converting an ONNX file to TFLite is not supported (target {target.id} defaults to tflite)",
-            hint="export from the PyTorch model, or pass --format onnx" + (" or --format openvino" if "openvino" in target.formats else ""),
+            f"format {fmt} is built from a PyTorch model, and an ONNX file cannot be converted to it yet (target {target.id})",
+            hint="export from the PyTorch model" + (", or pass " + " or ".join(f"--format {n}" for n in onnx_ok) if onnx_ok else
+                                                    f"; target {target.id} takes no format built from ONNX"),
         )
     if spec.proxy:
         warnings.append(f"host measurements are a proxy: {spec.proxy}")
@@ -221,7 +227,7 @@ def make_plan(
     if source_path is not None:
         weights = "local"
     if precision == "dynamic-int8" and "cnn" in card.tags:
-        how = {"onnxruntime": "runs as ConvInteger in onnxruntime", "litert": "leaves LiteRT's depthwise convolutions outside XNNPACK"}.get(spec.runtime, "quantizes activations at run time")
+        how = plugin.dynamic_int8_note or "quantizes activations at run time"
         warnings.append(
             f"dynamic-int8 on a convolutional model {how}, typically several times slower than fp32 "
             "(activations are quantized at run time on every call); static int8 is the fast choice"
@@ -231,7 +237,7 @@ def make_plan(
     if precision == "fp16" and target.hardware.arch == "x86_64":
         warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
     calib_samples = calibration_samples or target.calibration.samples
-    if fmt == "tflm" and calibration_samples is not None and calibration_samples < 16:
+    if plugin.check_builds_variant and calibration_samples is not None and calibration_samples < 16:
         raise UsageError(
             f"{calibration_samples} calibration samples are too few for full-integer quantization",
             hint="use --calibration-samples 16 or more (the profile's default is " + str(target.calibration.samples) + ")",
@@ -254,20 +260,10 @@ def make_plan(
     existing = [p for p in (bundle_dir, archive) if p.exists()]
     if existing and not force and not for_check:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
-    steps = ["load-onnx"] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
-    if fmt in ("tflite", "tflm"):
-        steps += ["convert-litert", "check-compatibility"]
-    else:
-        steps += ([] if source_path is not None else ["export-onnx"]) + ["check-compatibility", "simplify"]
-        if fmt == "openvino":
-            steps += ["convert-openvino"]
-    steps += {
-        "fp32": [],
-        "bf16": ["pin-bf16-inference"],
-        "fp16": ["convert-fp16"],
-        "int8": ["calibrate", "quantize-static-int8"] + (["measure-arena", "memory-verdict", "firmware-sources"] if fmt == "tflm" else []),
-        "dynamic-int8": ["quantize-dynamic-int8"],
-    }[precision]
+    steps = [] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
+    if plugin.built_from == "onnx":
+        steps += plugin.source_steps("onnx-file" if source_path is not None else "zoo")
+    steps += plugin.steps(precision, spec)
     steps += ["evaluate", "benchmark-latency", "bundle"]
     return Plan(
         model_id=card.id,
@@ -275,9 +271,10 @@ def make_plan(
         source="onnx-file" if source_path is not None else "zoo",
         weights=weights,
         target_id=target.id,
+        target_sha256=target_sha256,
         runtime=spec.runtime,
         format=fmt,
-        opset=spec.opset,
+        opset=plugin.opset(spec),
         precision=precision,
         threads=n_threads,
         calibration_method=calibration_method or target.calibration.method,

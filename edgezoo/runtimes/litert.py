@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import ModelFileError, require
+from edgezoo.errors import ModelFileError, last_line, require
+from edgezoo.runtimes.base import Runtime, Session, TensorInfo
 
 NAME = "litert"
 
@@ -15,47 +16,40 @@ def _interp():
     return require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert", purpose="running LiteRT models")
 
 
-def version() -> str:
-    from importlib.metadata import version as v
-
-    return v("ai-edge-litert")
-
-
-def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] in (np.int8, np.uint8):
-        scale, zero = detail["quantization"]
-        info = np.iinfo(detail["dtype"])
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-    return x.astype(detail["dtype"])
+def _info(d) -> TensorInfo:
+    scale, zero = d["quantization"]
+    return TensorInfo(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]).name, float(scale), int(zero))
 
 
-def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] in (np.int8, np.uint8):
-        scale, zero = detail["quantization"]
-        return (y.astype(np.float32) - zero) * scale
-    return y.astype(np.float32)
-
-
-class Runner:
+class LitertSession(Session):
     def __init__(self, interpreter):
         self.it = interpreter
-        self.inp = interpreter.get_input_details()[0]
-        self.out = interpreter.get_output_details()[0]
+        self._in = interpreter.get_input_details()
+        self._out = interpreter.get_output_details()
+        self.inputs = [_info(d) for d in self._in]
+        self.outputs = [_info(d) for d in self._out]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        self.it.set_tensor(self.inp["index"], quantize_input(x, self.inp))
+    def _run(self, feeds):
+        for d, x in zip(self._in, feeds):
+            self.it.set_tensor(d["index"], x)
         self.it.invoke()
-        return dequantize_output(self.it.get_tensor(self.out["index"]), self.out).copy()
+        return [self.it.get_tensor(d["index"]).copy() for d in self._out]
 
 
-def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001
-    mod = _interp()
-    try:
-        it = mod.Interpreter(model_path=str(path), num_threads=threads)
-        it.allocate_tensors()
-    except Exception as exc:  # the interpreter raises ValueError/RuntimeError with its own text
-        raise ModelFileError(f"LiteRT cannot load {path.name}: {str(exc).strip().splitlines()[-1][:300]}") from None
-    return Runner(it)
+class Litert(Runtime):
+    def __init__(self):
+        super().__init__(name=NAME, distribution="ai-edge-litert", extra="litert", runner_module="edgezoo.runtimes.run_litert",
+                         runner_requires=("numpy", "ai-edge-litert (or tflite-runtime on older Raspberry Pi OS images)"),
+                         description="LiteRT interpreter (ai-edge-litert) with the XNNPACK delegate")
+
+    def open(self, path: Path, threads: int = 1, config: dict | None = None) -> LitertSession:
+        mod = _interp()
+        try:
+            it = mod.Interpreter(model_path=str(path), num_threads=threads)
+            it.allocate_tensors()
+        except Exception as exc:  # the interpreter raises ValueError/RuntimeError with its own text
+            raise ModelFileError(f"LiteRT cannot load {Path(path).name}: {last_line(exc)[:300]}") from exc
+        return LitertSession(it)
 
 
 def operators(path: Path) -> list[dict]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import ModelFileError, require
+from edgezoo.errors import ModelFileError, first_line, require
+from edgezoo.runtimes.base import Runtime, Session, TensorInfo
 
 NAME = "openvino"
 # What each edgezoo precision asks of the CPU plugin. An fp32 or fp16 IR is run in f32:
@@ -18,32 +19,47 @@ def _ov():
     return require("openvino", extra="openvino", purpose="running OpenVINO models")
 
 
-def version() -> str:
-    return _ov().__version__
+def _info(port) -> TensorInfo:
+    shape = port.get_partial_shape()
+    dims = tuple(d.get_length() if d.is_static else -1 for d in shape) if shape.rank.is_static else ()
+    return TensorInfo(port.get_any_name(), dims, port.get_element_type().to_dtype().name)
 
 
-class Runner:
+class OpenvinoSession(Session):
     def __init__(self, compiled):
         self.compiled = compiled
         self.request = compiled.create_infer_request()
+        self.inputs = [_info(p) for p in compiled.inputs]
+        self.outputs = [_info(p) for p in compiled.outputs]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        self.request.infer({0: x})
-        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+    def _run(self, feeds):
+        self.request.infer({i: x for i, x in enumerate(feeds)})
+        return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.outputs))]
 
-
-def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001
-    ov = _ov()
-    cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-    cfg.update(config or {})
-    try:
-        compiled = ov.Core().compile_model(str(path), "CPU", cfg)
-    except Exception as exc:  # OpenVINO raises RuntimeError with a long multi-line text
-        raise ModelFileError(f"OpenVINO cannot load {Path(path).name}: {str(exc).strip().splitlines()[0][:300]}") from None
-    return Runner(compiled)
+    def effective_precision(self) -> str:
+        return effective_precision(self)
 
 
-def effective_precision(runner: Runner) -> str:
+class Openvino(Runtime):
+    def __init__(self):
+        super().__init__(name=NAME, distribution="openvino", extra="openvino", runner_module="edgezoo.runtimes.run_openvino",
+                         runner_requires=("numpy", "openvino"), description="OpenVINO runtime, CPU plugin, inference precision pinned")
+
+    def version(self) -> str:
+        return _ov().__version__
+
+    def open(self, path: Path, threads: int = 1, config: dict | None = None) -> OpenvinoSession:
+        ov = _ov()
+        cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        cfg.update(config or {})
+        try:
+            compiled = ov.Core().compile_model(str(path), "CPU", cfg)
+        except Exception as exc:  # OpenVINO raises RuntimeError with a long multi-line text
+            raise ModelFileError(f"OpenVINO cannot load {Path(path).name}: {first_line(exc)[:300]}") from exc
+        return OpenvinoSession(compiled)
+
+
+def effective_precision(runner: OpenvinoSession) -> str:
     """The precision the CPU plugin compiled the model to run in: "f32" or "bf16"."""
     return _type_name(runner.compiled.get_property("INFERENCE_PRECISION_HINT"))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.errors import ModelFileError, require
+from edgezoo.runtimes.base import Runtime, Session, TensorInfo
 
 NAME = "tflite-micro"
 ALIGN = 16
@@ -21,12 +22,6 @@ ALIGN = 16
 
 def _tflm():
     return require("tflite_micro", package="tflite-micro", extra="micro", purpose="running TensorFlow Lite Micro")
-
-
-def version() -> str:
-    from importlib.metadata import version as v
-
-    return v("tflite-micro")
 
 
 @contextlib.contextmanager
@@ -47,26 +42,52 @@ def _interpreter(data: bytes, arena: int):
     return tflm.runtime.Interpreter.from_bytes(data, arena_size=arena)
 
 
-class Runner:
-    def __init__(self, interpreter, arena: int):
+def _info(d) -> TensorInfo:
+    q = d["quantization_parameters"]
+    scale = float(q["scales"][0]) if len(q["scales"]) else 0.0
+    zero = int(q["zero_points"][0]) if len(q["zero_points"]) else 0
+    return TensorInfo(str(d.get("name", "")), tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]).name, scale, zero)
+
+
+class TflmSession(Session):
+    def __init__(self, interpreter, arena: int, n_in: int, n_out: int):
         self.it = interpreter
         self.arena = arena
-        self.inp = interpreter.get_input_details(0)
-        self.out = interpreter.get_output_details(0)
+        self.inputs = [_info(interpreter.get_input_details(i)) for i in range(n_in)]
+        self.outputs = [_info(interpreter.get_output_details(i)) for i in range(n_out)]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        d = self.inp
-        q = d["quantization_parameters"]
-        if d["dtype"] in (np.int8, np.uint8):
-            info = np.iinfo(d["dtype"])
-            x = np.clip(np.round(x / q["scales"][0] + q["zero_points"][0]), info.min, info.max)
-        self.it.set_input(x.astype(d["dtype"]), 0)
+    def _run(self, feeds):
+        for i, x in enumerate(feeds):
+            self.it.set_input(x, i)
         self.it.invoke()
-        y = self.it.get_output(0)
-        oq = self.out["quantization_parameters"]
-        if self.out["dtype"] in (np.int8, np.uint8):
-            y = (y.astype(np.float32) - oq["zero_points"][0]) * oq["scales"][0]
-        return np.array(y, dtype=np.float32)
+        return [np.array(self.it.get_output(i)) for i in range(len(self.outputs))]
+
+
+class TfliteMicro(Runtime):
+    def __init__(self):
+        super().__init__(name=NAME, distribution="tflite-micro", extra="micro", runner_module="edgezoo.runtimes.run_tflite_micro",
+                         runner_requires=("numpy", "tflite-micro (the host build of the interpreter; the firmware/ folder is for the board)"),
+                         description="TensorFlow Lite Micro interpreter (the tflite-micro package) on the host")
+
+    def open(self, path: Path, threads: int = 1, config: dict | None = None) -> TflmSession:
+        data = Path(path).read_bytes()
+        arena = int((config or {}).get("arena_bytes") or 0) or min_arena(data)
+        try:
+            with _silence_stderr():
+                it = _interpreter(data, arena)
+        except RuntimeError as exc:
+            raise ModelFileError(f"TensorFlow Lite Micro cannot load {Path(path).name} in {arena} bytes: {exc}") from exc
+        n_in, n_out = _io_counts(data)
+        return TflmSession(it, arena, n_in, n_out)
+
+
+def _io_counts(data: bytes) -> tuple[int, int]:
+    """Number of inputs and outputs of the main subgraph, read from the flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(data), 0)
+    sub = model.Subgraphs(0)
+    return sub.InputsLength(), sub.OutputsLength()
 
 
 def _probe(path: str, arena: int, invoke: bool = False) -> bool:
@@ -120,17 +141,6 @@ def min_arena(data: bytes, limit: int = 64 << 20) -> int:
         if not _probe(tmp.name, hi, invoke=True):
             raise ModelFileError(f"TensorFlow Lite Micro allocated this model in {hi} bytes but could not run it")
     return hi
-
-
-def open(path: Path, threads: int = 1, config: dict | None = None) -> Runner:  # noqa: A001 (mirrors the other adapters)
-    data = Path(path).read_bytes()
-    arena = int((config or {}).get("arena_bytes") or 0) or min_arena(data)
-    try:
-        with _silence_stderr():
-            it = _interpreter(data, arena)
-    except RuntimeError as exc:
-        raise ModelFileError(f"TensorFlow Lite Micro cannot load {Path(path).name} in {arena} bytes: {exc}") from None
-    return Runner(it, arena)
 
 
 if __name__ == "__main__":  # the child process of _probe()

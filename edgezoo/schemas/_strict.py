@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from edgezoo.errors import SchemaError
+from edgezoo.errors import EdgezooError, SchemaError
 
 T = typing.TypeVar("T")
 
@@ -100,8 +100,8 @@ def load(cls: type[T], data: Any, *, source: str = "", path: str = "") -> T:
     if check is not None:
         try:
             check()
-        except ValueError as exc:
-            raise _fail(source, path, str(exc)) from None
+        except (ValueError, EdgezooError) as exc:
+            raise _fail(source, path, str(exc)) from exc
     return obj
 
 

@@ -126,7 +126,7 @@ class Origin:
 class Card:
     id: str
     name: str
-    task: Literal["image-classification"]
+    task: str  # a registered task (`edgezoo formats` lists them)
     summary: str
     description: str
     license: str
@@ -144,6 +144,9 @@ class Card:
     tags: tuple[str, ...] = ()
 
     def validate(self) -> None:
+        from edgezoo import registry
+
+        registry.require_name("tasks", self.task, "task")
         if not _ID_RE.match(self.id):
             raise ValueError(f"id {self.id!r} must be lowercase letters, digits, '-' or '_'")
         if not _SPDX_RE.match(self.license):

@@ -19,6 +19,7 @@ class ModelRef:
     weights: str  # "pretrained" | "random" | "local"
     weights_source: str
     weights_sha256: str
+    task: str = "image-classification"  # manifests before the task registry were all image classifiers
 
 
 @dataclass(frozen=True)

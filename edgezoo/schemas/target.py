@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from typing import Any
+
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "dynamic-int8")
 Precision = Literal["fp32", "fp16", "bf16", "int8", "dynamic-int8"]
-FORMATS = ("onnx", "tflite", "openvino", "tflm")
-Format = Literal["onnx", "tflite", "openvino", "tflm"]
-RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino", "tflm": "tflite-micro"}
 
 
 @dataclass(frozen=True)
@@ -51,24 +50,28 @@ class Quantization:
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """One deployable format on this target and the runtime that runs it."""
+    """One deployable format on this target and the runtime that runs it. Format, runtime
+    and accelerator names are those of registered plug-ins (`edgezoo formats`)."""
 
-    runtime: Literal["onnxruntime", "litert", "openvino", "tflite-micro"]
+    runtime: str
     precisions: tuple[Precision, ...]
     default_precision: Precision
     opset: int = 17
     quantization: Quantization | None = None
-    accelerator: Literal["", "edgetpu", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256"] = ""
+    accelerator: str = ""
+    accelerator_options: dict[str, Any] = field(default_factory=dict)
     proxy: str = ""  # how host measurements relate to the device, when the device runs another runtime
     rationale: str = ""
+    deploy: dict[str, str] = field(default_factory=dict)  # precision (or "*") -> what to run on the device
 
     def validate(self) -> None:
         if self.default_precision not in self.precisions:
             raise ValueError(f"default_precision {self.default_precision!r} is not in precisions {list(self.precisions)}")
         if self.opset < 17:
             raise ValueError("opset must be 17 or newer")
-        if "bf16" in self.precisions and self.runtime != "openvino":
-            raise ValueError("bf16 is offered by the openvino runtime only")
+
+    def deploy_notes(self, precision: str) -> list[str]:
+        return [n for n in (self.deploy.get("*"), self.deploy.get(precision)) if n]
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Memory:
     kernel_library: Literal["cmsis-nn", "esp-nn", "reference", "ethos-u"]
     cycles_per_mac: float  # for the labelled latency estimate of the kernel library
     cycles_source: str
+    compiler_cpu: str = "cortex-m4"  # -mcpu for arm-none-eabi-gcc compile checks of the firmware sources
 
     def validate(self) -> None:
         if min(self.flash_kb, self.ram_kb) <= 0:
@@ -124,7 +128,7 @@ class Target:
     description: str
     hardware: Hardware
     threads: int
-    default_format: Format
+    default_format: str
     formats: dict[str, FormatSpec]
     budgets: Budgets
     calibration: Calibration = field(default_factory=Calibration)
@@ -136,20 +140,27 @@ class Target:
             raise ValueError(f"schema_version {self.schema_version} is not supported (this edgezoo reads 2)")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        from edgezoo import registry
+
         for name, spec in self.formats.items():
-            if name not in FORMATS:
-                raise ValueError(f"formats.{name} is not a known format ({', '.join(FORMATS)})")
-            if RUNTIME_OF[name] != spec.runtime:
-                raise ValueError(f"formats.{name}.runtime must be {RUNTIME_OF[name]!r}")
-        if "tflm" in self.formats and self.memory is None:
-            raise ValueError("a target with a tflm format needs a [memory] table")
+            registry.require_name("formats", name, f"formats.{name}")
+            plugin = registry.format(name)
+            if spec.runtime != plugin.runtime:
+                raise ValueError(f"formats.{name}.runtime must be {plugin.runtime!r} (the runtime of format {name})")
+            plugin.validate_spec(self, spec)
+            if spec.accelerator:
+                registry.require_name("accelerators", spec.accelerator, f"formats.{name}.accelerator")
+                registry.accelerator(spec.accelerator).validate_options(spec.accelerator_options)
         if self.default_format not in self.formats:
             raise ValueError(f"default_format {self.default_format!r} has no [formats.{self.default_format}] table")
 
     def format(self, name: str | None = None) -> tuple[str, FormatSpec]:
         name = name or self.default_format
         if name not in self.formats:
+            from edgezoo import registry
             from edgezoo.errors import UsageError
+
+            registry.require_name("formats", name)
 
             raise UsageError(f"target {self.id} does not deploy format {name!r}", hint=f"it deploys {', '.join(self.formats)}")
         return name, self.formats[name]

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.errors import PipelineError, require
-from edgezoo.stages import Step, sha256_path
+from edgezoo.hashing import sha256_file
+from edgezoo.stages import Step
 
 
 def _ov():
@@ -46,7 +47,7 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
         raise PipelineError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
     return Step(
         "convert-openvino", "openvino.convert_model", ov.__version__, {"compress_to_fp16": compress_to_fp16},
-        sha256_path(onnx_path), sha256_path(out_xml.with_suffix(".bin")),
+        sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")),
     )
 
 
@@ -69,4 +70,4 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: 
     except Exception as exc:
         raise PipelineError(f"NNCF quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
     params = {"preset": "performance", "subset_size": int(len(calib)), "calibration_sha256": calib_sha}
-    return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_path(onnx_path), sha256_path(out_xml.with_suffix(".bin")))
+    return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")))

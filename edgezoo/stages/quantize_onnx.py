@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.errors import PipelineError, UsageError, require
-from edgezoo.stages import Step, sha256_path
+from edgezoo.hashing import sha256_file
+from edgezoo.stages import Step
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def quantize_static(src: Path, out: Path, calib: np.ndarray, cfg: StaticConfig) 
         tool="onnxruntime.quantization.quantize_static",
         tool_version=_ort_version(),
         params=params,
-        input_sha256=sha256_path(src),
-        output_sha256=sha256_path(out),
+        input_sha256=sha256_file(src),
+        output_sha256=sha256_file(out),
     )
 
 
@@ -123,8 +124,8 @@ def quantize_dynamic(src: Path, out: Path, weight_type: str = "int8") -> Step:
         tool="onnxruntime.quantization.quantize_dynamic",
         tool_version=_ort_version(),
         params={"weight_type": weight_type, "per_channel": False},
-        input_sha256=sha256_path(src),
-        output_sha256=sha256_path(out),
+        input_sha256=sha256_file(src),
+        output_sha256=sha256_file(out),
     )
 
 
@@ -143,8 +144,8 @@ def convert_fp16(src: Path, out: Path) -> Step:
         tool="onnxruntime.transformers.float16.convert_float_to_float16",
         tool_version=_ort_version(),
         params={"keep_io_types": True},
-        input_sha256=sha256_path(src),
-        output_sha256=sha256_path(out),
+        input_sha256=sha256_file(src),
+        output_sha256=sha256_file(out),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgezoo.errors import PipelineError, require
-from edgezoo.stages import Step, sha256_path
+from edgezoo.hashing import sha256_file
+from edgezoo.stages import Step
 
 
 def simplify(src: Path, out: Path) -> Step:
@@ -30,7 +31,7 @@ def simplify(src: Path, out: Path) -> Step:
         tool="onnxsim",
         tool_version=getattr(onnxsim, "__version__", "unknown"),
         params={"check_n": 3},
-        input_sha256=sha256_path(src),
-        output_sha256=sha256_path(out),
+        input_sha256=sha256_file(src),
+        output_sha256=sha256_file(out),
         notes=(f"nodes {len(model.graph.node)} -> {len(simplified.graph.node)}",),
     )

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.errors import PipelineError, require
-from edgezoo.stages import Step, sha256_path
+from edgezoo.hashing import sha256_file
+from edgezoo.stages import Step
 
 
 def _quiet():
@@ -58,7 +59,7 @@ def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
             out.write_bytes(lt.convert(model, args).model_content())
         except Exception as exc:
             raise PipelineError(f"litert-torch could not convert {card.id}: {_first_line(exc)}") from None
-    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layout": card.input.layout}, weights_sha, sha256_path(out))
+    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layout": card.input.layout}, weights_sha, sha256_file(out))
 
 
 def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
@@ -84,7 +85,7 @@ def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per
         except Exception as exc:
             raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from None
     params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if strict else "torch.export", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
-    return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_path(out))
+    return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_file(out))
 
 
 def _export_for_pt2e(torch, model, args):
@@ -125,7 +126,7 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: np.ndarray, calib_sha: str
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from None
     params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
-    return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_path(fp32), sha256_path(out))
+    return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
 
 
 def quantize_aeq_dynamic(fp32: Path, out: Path) -> Step:
@@ -138,7 +139,7 @@ def quantize_aeq_dynamic(fp32: Path, out: Path) -> Step:
             out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer dynamic int8 failed: {_first_line(exc)}") from None
-    return Step("quantize-dynamic-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "dynamic_wi8_afp32"}, sha256_path(fp32), sha256_path(out))
+    return Step("quantize-dynamic-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "dynamic_wi8_afp32"}, sha256_file(fp32), sha256_file(out))
 
 
 def convert_fp16(fp32: Path, out: Path) -> Step:
@@ -152,7 +153,7 @@ def convert_fp16(fp32: Path, out: Path) -> Step:
             out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer fp16 conversion failed: {_first_line(exc)}") from None
-    return Step("convert-fp16", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "weight-only float16 (FLOAT_CASTING)"}, sha256_path(fp32), sha256_path(out))
+    return Step("convert-fp16", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "weight-only float16 (FLOAT_CASTING)"}, sha256_file(fp32), sha256_file(out))
 
 
 def _first_line(exc: Exception) -> str:

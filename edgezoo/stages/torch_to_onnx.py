@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.errors import PipelineError, require
-from edgezoo.stages import Step, sha256_path
+from edgezoo.hashing import sha256_file
+from edgezoo.stages import Step
 
 SEED = 0
 
@@ -96,5 +97,5 @@ def export_onnx(model, card, out: Path, cfg: ExportConfig, weights_sha: str) -> 
         tool_version=torch.__version__,
         params={"opset": cfg.opset, "input": cfg.input_name, "output": cfg.output_name, "batch": 1},
         input_sha256=weights_sha,
-        output_sha256=sha256_path(out),
+        output_sha256=sha256_file(out),
     )

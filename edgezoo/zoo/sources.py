@@ -16,6 +16,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from edgezoo.hashing import sha256_file
 from edgezoo.errors import FetchError, UsageError, VerificationError
 from edgezoo.schemas.card import WeightsSource
 
@@ -24,14 +25,6 @@ CHUNK = 1 << 20
 
 def cache_dir() -> Path:
     return Path(os.environ.get("EDGEZOO_CACHE") or Path.home() / ".cache" / "edgezoo")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check(path: Path, src: WeightsSource, what: str) -> None:

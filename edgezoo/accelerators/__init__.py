@@ -1,0 +1,1 @@
+"""Accelerators: operator placement and the compiler step of an NPU or TPU."""

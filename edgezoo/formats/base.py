@@ -1,0 +1,113 @@
+"""What a format plug-in provides.
+
+A :class:`Format` turns the source model (a PyTorch module, or an ONNX graph for formats
+built from ONNX) into its fp32 file and into each precision it offers, each step a lineage
+entry; lists the model's operators with where they run; describes the model's tensors for
+the manifest; and says what to do with the file on the device. The executor
+(:mod:`edgezoo.pipeline.executor`) sequences these calls; nothing else knows which format
+it is handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Artifact:
+    precision: str
+    path: Path  # the file a runtime opens
+    files: list[Path]  # every file of the model (OpenVINO: .xml and .bin)
+    config: dict = field(default_factory=dict)  # settings the runtime must be opened with
+    runtime: str = ""  # the runtime that runs it ("" = the format's own)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+@dataclass
+class Context:
+    """What the stages of one build share: the plan, its private folder, the lineage, the
+    calibration samples and the source model in the forms formats are built from."""
+
+    plan: object
+    work: Path
+    lineage: list
+    x_cal: np.ndarray
+    calib_sha: str
+    torch_model: object = None
+    onnx_source: Path | None = None  # the raw ONNX graph (exported from PyTorch or the user's file)
+    onnx_fp32: Path | None = None  # simplified fp32 ONNX, shared by formats built from ONNX
+    weights_sha: str = ""
+    check_only: bool = False  # `edgezoo check`: build only what the operator and memory reports need
+
+    @property
+    def spec(self):
+        return self.plan.target.formats[self.plan.format]
+
+
+class Format:
+    """Subclasses set the class attributes and implement the build methods."""
+
+    name: str = ""
+    runtime: str = ""  # registry name of the runtime that runs it
+    model_file: str = ""  # file name in the bundle
+    built_from: str = "torch"  # "torch" or "onnx": what the fp32 file is converted from
+    precisions: tuple[str, ...] = ()  # every precision this format can build
+    tools: dict[str, str] = {}  # precision -> how it is built (for `edgezoo formats` and plans)
+    description: str = ""
+    check_builds_variant: bool = False  # the operator/memory report needs the quantized model
+    dynamic_int8_note: str = ""  # what dynamic int8 does to a CNN on this format's runtime (plan warning)
+
+    def validate_spec(self, target, spec) -> None:
+        """Raise ValueError for a profile entry this format cannot serve."""
+        bad = [p for p in spec.precisions if p not in self.precisions]
+        if bad:
+            raise ValueError(f"format {self.name} cannot build precision {bad[0]!r} (it builds {', '.join(self.precisions)})")
+
+    def steps(self, precision: str, spec) -> list[str]:
+        """The plan's steps from the source model to the chosen variant (without the common
+        load/evaluate/benchmark/bundle steps)."""
+        raise NotImplementedError  # each format defines it
+
+    def default_quantization(self, target, spec):
+        """The int8 scheme this format's runtime needs on the target, when the profile names none."""
+        raise NotImplementedError  # each format with int8 defines it
+
+    def opset(self, spec) -> int:
+        return 0
+
+    def prepare(self, ctx: Context):
+        """Work before the fp32 conversion; may return an operator report of the source
+        (ONNX formats check the raw graph before onnxsim runs it)."""
+        return None
+
+    def fp32(self, ctx: Context) -> Artifact:
+        raise NotImplementedError  # each format defines it
+
+    def variant(self, ctx: Context, fp32: Artifact, precision: str) -> Artifact:
+        raise NotImplementedError  # each format defines it
+
+    def operators(self, ctx: Context, art: Artifact) -> list[dict]:
+        """Every operator of ``art`` as the runtime sees it: dicts with op, layer, placement
+        (and dtype, note where known)."""
+        raise NotImplementedError  # each format defines it
+
+    def finish(self, ctx: Context, art: Artifact):
+        """After the variant is built: format-specific verdicts and extra bundle files
+        (microcontroller memory, firmware). Returns a record for the report, or None."""
+        return None
+
+    def tensor_specs(self, model_path: Path, card) -> tuple[list[dict], list[dict]]:
+        raise NotImplementedError  # each format defines it
+
+    def deploy_notes(self, plan) -> list[str]:
+        return []
+
+    def summary(self, plan) -> dict:
+        """Extra plan lines (`export --dry-run`)."""
+        return {}

@@ -1,0 +1,412 @@
+"""The executor: the only place that sequences stages.
+
+    source model -> [format] prepare -> fp32 -> operator report -> variants -> [format] finish
+        -> evaluate on each variant's runtime -> latency -> verdicts -> bundle
+
+``export`` runs it to the bundle, ``bench`` to the measurements for every precision of a
+format (one executor per format), ``check`` stops after the operator report (and, where
+the format needs it, the memory verdict). What differs between formats, runtimes, tasks and
+accelerators is asked of their plug-ins; this module names none of them.
+
+All work happens in a private folder; for a bundle it sits under the output folder and the
+bundle appears only when everything succeeded (rename), so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo import registry
+from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError
+from edgezoo.formats.base import Artifact, Context
+from edgezoo.pipeline import compat
+from edgezoo.pipeline.plan import Plan, check_writable
+from edgezoo.schemas.report import Latency, MicroReport, OpSupport, Quality
+
+Progress = Callable[[str], None]
+CHECK_CALIBRATION_SAMPLES = 16  # `check`: sizes and operators do not depend on calibration
+
+
+@dataclass
+class Variant:
+    precision: str
+    artifact: Artifact | None
+    quality: Quality | None = None
+    latency: Latency | None = None  # at the plan's thread count
+    latency_by_threads: dict[int, Latency] = field(default_factory=dict)
+    effective_precision: str = ""
+    build_s: float = 0.0
+    error: str = ""
+    size_bytes: int = 0  # taken when built: the work folder does not outlive the run
+
+    def __post_init__(self):
+        if self.artifact is not None and not self.size_bytes:
+            self.size_bytes = self.artifact.size_bytes
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    variants: dict[str, Variant]
+    lineage: list
+    operators: list[OpSupport]
+    stage_seconds: dict[str, float]
+    export_check: Quality | None = None
+    calibration: dict | None = None
+    micro: MicroReport | None = None
+    verdicts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source_note: str = ""
+    report: object = None  # the Report record, once the bundle is written
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.plan.bundle_dir
+
+    @property
+    def archive(self) -> Path:
+        return self.plan.archive
+
+
+@dataclass
+class Shared:
+    """What several executors of one command may share (bench: one per format)."""
+
+    data: tuple | None = None
+    torch_model: object = None
+    torch_ref: list | None = None
+
+
+class _Stage:
+    def __init__(self, sink: dict, name: str, progress: Progress | None):
+        self.sink, self.name, self.progress = sink, name, progress
+
+    def __enter__(self):
+        if self.progress:
+            self.progress(self.name)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def load_data(plan: Plan):
+    """(calibration inputs, eval inputs, eval labels or None, calibration record)."""
+    card = plan.card
+    if plan.source == "onnx-file":
+        if plan.calib_data is None:
+            # no data of the user's: fidelity against fp32 on seeded normal noise, labelled as such
+            noise = np.random.default_rng(0).standard_normal((32, *card.input.shape[1:])).astype(np.float32)
+            return np.zeros((0, *card.input.shape[1:]), np.float32), noise, None, None
+        try:
+            data = np.load(plan.calib_data, allow_pickle=False)
+        except ValueError as exc:
+            raise UsageError(f"{plan.calib_data} is not a readable .npy array: {exc}") from exc
+        want = tuple(card.input.shape[1:])
+        if data.ndim == len(want):
+            data = data[None]
+        if tuple(data.shape[1:]) != want:
+            raise ModelFileError(
+                f"calibration data {plan.calib_data} has samples of shape {list(data.shape[1:])}; the model takes {list(want)}",
+                hint="save an array of shape N x " + "x".join(map(str, want)),
+            )
+        data = data.astype(np.float32)
+        from edgezoo.hashing import sha256_bytes
+
+        rec = {"dataset": str(plan.calib_data), "split": "all", "samples": int(min(len(data), plan.calibration_samples)), "sha256": sha256_bytes(data.tobytes())}
+        return data[: plan.calibration_samples], data, None, rec
+    from edgezoo.zoo import datasets
+
+    ev = card.evaluation
+    calib = datasets.load_split(ev.dataset, ev.calibration_split)
+    evs = datasets.load_split(ev.dataset, ev.eval_split)
+    x_cal = datasets.preprocess_split(calib, card)[: plan.calibration_samples]
+    x_eval = datasets.preprocess_split(evs, card)
+    rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(len(x_cal)), "sha256": calib.sha256}
+    return x_cal, x_eval, evs.labels, rec
+
+
+def _noise_calibration(plan: Plan):
+    x = np.random.default_rng(0).standard_normal((CHECK_CALIBRATION_SAMPLES, *plan.card.input.shape[1:])).astype(np.float32)
+    return x, x[:0], None, None
+
+
+def torch_outputs(model, x: np.ndarray) -> list[np.ndarray]:
+    import torch
+
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(x), 32):
+            y = model(torch.from_numpy(x[i : i + 32]))
+            chunks.append([t.numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))])
+    return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+
+
+class Executor:
+    def __init__(self, plan: Plan, progress: Progress | None = None, shared: Shared | None = None):
+        self.plan = plan
+        self.progress = progress
+        self.shared = shared or Shared()
+        self.format = registry.format(plan.format)
+        self.spec = plan.target.formats[plan.format]
+        self.accelerator = registry.accelerator(self.spec.accelerator) if self.spec.accelerator else None
+        self.task = registry.task(plan.card.task)
+        self.seconds: dict[str, float] = {}
+
+    def stage(self, name: str) -> _Stage:
+        return _Stage(self.seconds, name, self.progress)
+
+    # -- the one sequence ------------------------------------------------------------------
+
+    def run(self, *, until: str = "bundle", precisions: list[str] | None = None, latency_threads: list[int] | None = None,
+            keep_going: bool = False) -> Outcome:
+        """``until``: "check" (operator report and memory verdict), "measure" (every variant
+        evaluated and timed), "bundle" (and written). ``keep_going``: a variant that fails
+        to build is recorded with its error instead of stopping the run (bench)."""
+        plan = self.plan
+        check_only = until == "check"
+        if until == "bundle":
+            check_writable(plan.bundle_dir.parent)
+            work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=plan.bundle_dir.parent))
+        else:
+            work = Path(tempfile.mkdtemp(prefix=f"edgezoo-{until}-"))
+        try:
+            return self._run(work, until, check_only, precisions, latency_threads, keep_going)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run(self, work, until, check_only, precisions, latency_threads, keep_going) -> Outcome:
+        plan, fmt = self.plan, self.format
+        with self.stage("load data"):
+            if check_only:
+                data = _noise_calibration(plan)
+            else:
+                data = self.shared.data or load_data(plan)
+                self.shared.data = data
+        x_cal, x_eval, labels, calib_rec = data
+        ctx = Context(plan, work, [], x_cal, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
+        out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec)
+        torch_ref = self._load_source(ctx, x_eval, check_only)
+        out.source_note = (f"{plan.source_path.name} as given" if plan.source == "onnx-file"
+                           else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")
+
+        with self.stage("check compatibility"):
+            early = fmt.prepare(ctx)
+            if early is not None:
+                out.operators = compat.group(early)
+                if not self._operators_ok(out, check_only):
+                    return out
+        with self.stage(f"convert {plan.format} fp32"):
+            fp32 = fmt.fp32(ctx)
+        out.variants["fp32"] = Variant("fp32", fp32)
+        place_on_variant = self.accelerator is not None and self.accelerator.placement_needs_quantized and plan.precision != "fp32"
+        if early is None and not place_on_variant:
+            with self.stage("check compatibility"):
+                out.operators = compat.group(fmt.operators(ctx, fp32))
+                if not self._operators_ok(out, check_only):
+                    return out
+
+        wanted = [p for p in (precisions or [plan.precision]) if p != "fp32"]
+        if check_only:
+            wanted = [plan.precision] if plan.precision != "fp32" and (fmt.check_builds_variant or place_on_variant) else []
+        for precision in wanted:
+            t0 = time.perf_counter()
+            try:
+                with self.stage(f"build {precision}"):
+                    art = fmt.variant(ctx, fp32, precision)
+            except EdgezooError as exc:
+                if not keep_going:
+                    raise
+                out.variants[precision] = Variant(precision, None, error=str(exc))
+                continue
+            out.variants[precision] = Variant(precision, art, build_s=time.perf_counter() - t0)
+        chosen = out.variants.get(plan.precision)
+        if place_on_variant and chosen is not None and chosen.artifact is not None:
+            with self.stage("check compatibility"):
+                ops = self.accelerator.place(fmt.operators(ctx, chosen.artifact), self.spec.accelerator_options)
+                out.operators = compat.group(ops)
+                if not self._operators_ok(out, check_only):
+                    return out
+        if until != "measure" and chosen is not None and chosen.artifact is not None and plan.precision != "fp32":
+            with self.stage("memory verdict and firmware"):
+                out.micro = fmt.finish(ctx, chosen.artifact)
+        if check_only:
+            return out
+
+        for v in out.variants.values():  # resolve once: the format's runtime unless the artifact names its own
+            if v.artifact is not None:
+                v.artifact.runtime = v.artifact.runtime or fmt.runtime
+        self._evaluate(out, x_eval, labels, torch_ref)
+        self._measure_latency(out, latency_threads or [plan.threads])
+        out.verdicts, warnings = judge(plan, out.variants)
+        out.warnings = list(plan.warnings) + warnings
+        if out.micro is not None:
+            from edgezoo.pipeline.micro import verdict_line
+
+            out.verdicts.insert(0, verdict_line(out.micro.memory, plan.target_id) + " (arena measured with TFLite Micro)")
+            est = out.micro.latency_estimate
+            out.verdicts.append(f"device latency {est.estimate_ms:.2f} ms ({est.method})")
+        if until == "bundle":
+            from edgezoo.bundle.writer import write_bundle
+
+            with self.stage("bundle"):
+                write_bundle(out, work)
+        return out
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _load_source(self, ctx: Context, x_eval: np.ndarray, check_only: bool):
+        """The PyTorch model of a zoo card (verified or random weights) and its reference
+        outputs on the evaluation inputs; None for a user's ONNX file."""
+        plan = self.plan
+        if plan.source != "zoo":
+            return None
+        from edgezoo.stages import torch_to_onnx
+        from edgezoo.zoo.sources import resolve_weights
+
+        src = plan.card.version().weights
+        with self.stage("fetch weights"):
+            wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
+        ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
+        with self.stage("load model"):
+            if self.shared.torch_model is None:
+                recalib = ctx.x_cal if plan.weights == "random" and not check_only else None
+                self.shared.torch_model = torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
+            ctx.torch_model = self.shared.torch_model
+            if self.shared.torch_ref is None and len(x_eval):
+                self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
+        return self.shared.torch_ref
+
+    def _operators_ok(self, out: Outcome, check_only: bool) -> bool:
+        """In a check, an unsupported operator ends the run with the report; elsewhere it is
+        a refusal before any conversion work."""
+        if not compat.unsupported(out.operators):
+            return True
+        if check_only:
+            return False
+        compat.require_supported(out.operators, self.plan.target_id, self.format.runtime)
+        return True
+
+    def _evaluate(self, out: Outcome, x_eval: np.ndarray, labels, torch_ref) -> None:
+        from edgezoo.runtimes.base import run_batch
+
+        with self.stage("evaluate"):
+            ref = None
+            for v in out.variants.values():
+                if v.artifact is None:
+                    continue
+                session = registry.runtime(v.artifact.runtime).open(v.artifact.path, self.plan.threads, v.artifact.config)
+                v.effective_precision = session.effective_precision()
+                outputs = run_batch(session, x_eval)
+                if ref is None:
+                    ref = outputs
+                v.quality = self.task.compare(ref, outputs, labels)
+            if torch_ref is not None and ref is not None:
+                out.export_check = self.task.compare(torch_ref, ref, labels)
+        ec = out.export_check
+        if ec is not None and ec.agreement < 99.5:
+            raise PipelineError(
+                f"the exported {self.plan.format} fp32 model disagrees with PyTorch on {100 - ec.agreement:.1f}% of samples "
+                f"(max abs diff {ec.max_abs_diff:.3g})"
+            )
+
+    def _measure_latency(self, out: Outcome, threads: list[int]) -> None:
+        from edgezoo.bench.latency import measure
+
+        with self.stage("benchmark latency"):
+            for v in out.variants.values():
+                if v.artifact is None:
+                    continue
+                for t in dict.fromkeys(threads):
+                    v.latency_by_threads[t] = measure(v.artifact.path, runtime=v.artifact.runtime, threads=t, config=v.artifact.config,
+                                                      warmup=10, runs=50, min_seconds=1.0)
+                v.latency = v.latency_by_threads.get(self.plan.threads) or v.latency_by_threads[threads[-1]]
+
+
+def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str]]:
+    """Budget verdicts (hard) and plain statements about speed and accuracy (never hidden)."""
+    verdicts, warnings = [], []
+    budgets = plan.target.budgets
+    chosen = variants[plan.precision]
+    fp32 = variants["fp32"]
+    size_mb = chosen.size_bytes / 1e6
+    if budgets.max_model_mb is not None:
+        ok = size_mb <= budgets.max_model_mb
+        verdicts.append(f"model size {size_mb:.2f} MB {'within' if ok else 'OVER'} budget {budgets.max_model_mb:g} MB")
+        if not ok and not plan.allow_over_budget:
+            raise BudgetError(
+                f"{plan.model_id} {plan.precision} is {size_mb:.2f} MB; target {plan.target_id} allows {budgets.max_model_mb:g} MB",
+                hint="choose a smaller model or precision, or pass --allow-over-budget",
+            )
+    if budgets.max_latency_ms is not None and chosen.latency is not None:
+        p50 = chosen.latency.p50_ms
+        verdicts.append(
+            f"host p50 latency {p50:.2f} ms {'within' if p50 <= budgets.max_latency_ms else 'over'} budget "
+            f"{budgets.max_latency_ms:g} ms (a host proxy: measure on the device before relying on it)"
+        )
+    if plan.precision == "bf16" and chosen.effective_precision and chosen.effective_precision != "bf16":
+        warnings.append(f"this host's CPU has no bf16 support: the bf16 variant ran in {chosen.effective_precision}")
+    if chosen is not fp32:
+        same_runtime = chosen.artifact.runtime == fp32.artifact.runtime
+        if chosen.latency and fp32.latency and same_runtime:  # a reference run in another runtime is no speed baseline
+            ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
+            if ratio > 1.0:
+                warnings.append(
+                    f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this host ({chosen.latency.p50_ms:.2f} ms vs "
+                    f"{fp32.latency.p50_ms:.2f} ms p50): fp32 is the faster precision here; consider --precision fp32"
+                )
+        q, ref = chosen.quality, fp32.quality
+        if q is not None and ref is not None and q.gate_value is not None and ref.gate_value is not None:
+            drop = ref.gate_value - q.gate_value
+            if budgets.max_accuracy_drop is not None:
+                ok = drop <= budgets.max_accuracy_drop
+                verdicts.append(f"accuracy drop {drop:+.2f} points {'within' if ok else 'OVER'} budget {budgets.max_accuracy_drop:g}")
+                if not ok and not plan.allow_over_budget:
+                    raise BudgetError(
+                        f"{plan.precision} loses {drop:.2f} {q.gate_metric} points against fp32 ({q.gate_value:.2f} vs {ref.gate_value:.2f}); "
+                        f"target {plan.target_id} allows {budgets.max_accuracy_drop:g}",
+                        hint="try another calibration method or precision, or pass --allow-over-budget",
+                    )
+        if q is not None and q.sqnr_db is not None and q.sqnr_db < 10.0:
+            warnings.append(f"{plan.precision} output fidelity is poor: SQNR {q.sqnr_db:.1f} dB against fp32 (agreement {q.agreement:.1f}%)")
+    return verdicts, warnings
+
+
+@dataclass
+class CheckResult:
+    """``edgezoo check``: the operator report (and memory verdict) before any export."""
+
+    model: str
+    target: str
+    format: str
+    runtime: str
+    accelerator: str
+    operators: list[OpSupport]
+    source: str
+    memory: object = None  # MemoryReport for microcontroller formats
+    fallbacks: list[OpSupport] = field(default_factory=list)  # operators leaving the accelerator for the host CPU
+
+    @property
+    def fits(self) -> bool:
+        return self.memory is None or self.memory.fits
+
+    @property
+    def ok(self) -> bool:
+        return not compat.unsupported(self.operators) and self.fits
+
+
+def check(plan: Plan, progress: Progress | None = None) -> CheckResult:
+    ex = Executor(plan, progress=progress)
+    out = ex.run(until="check")
+    accel = ex.accelerator
+    return CheckResult(plan.card.id, plan.target_id, plan.format, plan.runtime, ex.spec.accelerator, out.operators,
+                       out.source_note + " (the operator set does not depend on the weights)" if plan.source == "zoo" else out.source_note,
+                       memory=out.micro.memory if out.micro else None,
+                       fallbacks=accel.fallbacks(out.operators) if accel else [])

@@ -1,0 +1,1 @@
+"""Task families: what a model's outputs mean, how they are scored and printed."""

@@ -1,0 +1,50 @@
+"""What a task plug-in provides.
+
+A :class:`Task` knows the outputs a model of its family has, how outputs are scored
+against labelled data and against a reference (fp32, or PyTorch), which metric gates an
+export's accuracy budget, and the part of the bundle's ``run.py`` that turns outputs into
+a printed result. Accuracy is always measured through the same post-processing the
+runner uses (``runner_module`` holds it, and the task imports it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgezoo.schemas.report import Quality
+
+
+def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float | None:
+    noise = np.sum((ref.astype(np.float64) - out.astype(np.float64)) ** 2)
+    signal = np.sum(ref.astype(np.float64) ** 2)
+    if noise == 0:
+        return None  # identical outputs (JSON has no infinity)
+    return float(10.0 * np.log10(signal / max(noise, 1e-300)))
+
+
+def fidelity(ref: list[np.ndarray], out: list[np.ndarray]) -> dict:
+    """Task-independent closeness of every output to the reference's (flattened per sample)."""
+    r = np.concatenate([a.reshape(len(a), -1) for a in ref], axis=1).astype(np.float64)
+    o = np.concatenate([a.reshape(len(a), -1) for a in out], axis=1).astype(np.float64)
+    num = np.sum(r * o, axis=1)
+    den = np.linalg.norm(r, axis=1) * np.linalg.norm(o, axis=1)
+    cos = np.where(den > 0, num / np.maximum(den, 1e-30), 1.0)
+    return {"cosine": float(np.mean(cos)), "sqnr_db": sqnr_db(r, o), "max_abs_diff": float(np.max(np.abs(r - o))) if r.size else 0.0}
+
+
+class Task:
+    """Subclasses set the class attributes and implement ``score``."""
+
+    name: str = ""
+    description: str = ""
+    outputs: tuple[str, ...] = ()  # names of the model outputs this family produces
+    gate_metric: str = ""
+    metric_description: str = ""
+    runner_module: str = ""  # standalone file with add_arguments(parser), present(outputs, manifest, args), render(result)
+
+    def compare(self, ref: list[np.ndarray], out: list[np.ndarray], labels: np.ndarray | None) -> Quality:
+        raise NotImplementedError  # each task defines it
+
+    def runner_source(self) -> str:
+        from edgezoo.bundle.runner import module_source
+
+        return module_source(self.runner_module)

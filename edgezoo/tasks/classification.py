@@ -1,0 +1,25 @@
+"""Image classification: one output of class scores; top-1 accuracy gates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgezoo.tasks import run_classification as post
+from edgezoo.tasks.base import Quality, Task, fidelity
+
+
+class Classification(Task):
+    name = "image-classification"
+    description = "one image in, class scores (logits) out; the runner prints the top classes"
+    outputs = ("logits",)
+    gate_metric = "top1"
+    metric_description = "top-1 accuracy (%) on the card's labelled evaluation split; agreement = same top-1 class as the reference"
+    runner_module = "edgezoo.tasks.run_classification"
+
+    def compare(self, ref, out, labels):
+        pred_ref, pred = post.top1_index(ref[0]), post.top1_index(out[0])
+        metrics = {}
+        if labels is not None:
+            metrics["top1"] = float(np.mean(pred == labels) * 100.0)
+        return Quality(samples=len(out[0]), gate_metric=self.gate_metric, metrics=metrics,
+                       agreement=float(np.mean(pred_ref == pred) * 100.0), top1=metrics.get("top1"), **fidelity(ref, out))
