@@ -358,7 +358,7 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
     from edgezoo import api
     from edgezoo.pipeline.matrix import to_json, to_markdown
 
-    fmts = None if formats == "all" else [f.strip() for f in formats.split(",") if f.strip()]
+    fmts = None if formats.strip().lower() == "all" else [f.strip() for f in formats.split(",") if f.strip()]
     precs = [p.strip() for p in precisions.split(",")] if precisions else None
     err = _console(stderr=True)
     from edgezoo.pipeline.plan import check_writable

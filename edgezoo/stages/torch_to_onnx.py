@@ -35,8 +35,8 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
     torch.manual_seed(SEED)
     model = models.build(card.architecture)
     if weights_path is not None:
-        fmt = card.version().weights.format
-        if fmt == "safetensors":
+        stored_as = card.version().weights.format
+        if stored_as == "safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(weights_path))
