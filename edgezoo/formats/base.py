@@ -97,6 +97,11 @@ class Format:
         (and dtype, note where known)."""
         raise NotImplementedError  # each format defines it
 
+    def operator_warnings(self, report) -> list[str]:
+        """Plain statements about the grouped operator report (e.g. operators the fast path
+        does not take, and what that costs); shown in the CLI and the bundle's report."""
+        return []
+
     def finish(self, ctx: Context, art: Artifact):
         """After the variant is built: format-specific verdicts and extra bundle files
         (microcontroller memory, firmware). Returns a record for the report, or None."""

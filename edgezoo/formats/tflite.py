@@ -46,6 +46,13 @@ class TfliteFormat(Format):
         return {"tool": {"pt2e": "litert-torch PT2E", "aeq": "ai-edge-quantizer static_wi8_ai8"}.get(
             plan.tflite_quantizer, "auto: litert-torch PT2E or ai-edge-quantizer, whichever keeps more fidelity on the calibration samples")}
 
+    def operator_warnings(self, report):
+        slow = [o for o in report if o.placement == "CPU (builtin kernel)"]
+        if not slow:
+            return []
+        return [f"{sum(o.count for o in slow)} operator(s) stay outside the XNNPACK delegate and run on LiteRT's builtin kernels "
+                f"({', '.join(sorted({o.op_type for o in slow}))}; first at {slow[0].first_node}): expect them to dominate latency"]
+
     def fp32(self, ctx):
         from edgezoo.stages import torch_to_litert as tl
 

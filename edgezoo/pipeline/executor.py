@@ -246,7 +246,7 @@ class Executor:
         self._evaluate(out, x_eval, labels, torch_ref)
         self._measure_latency(out, latency_threads or [plan.threads])
         out.verdicts, warnings = judge(plan, out.variants)
-        out.warnings = list(plan.warnings) + warnings
+        out.warnings = list(plan.warnings) + self.format.operator_warnings(out.operators) + warnings
         if out.micro is not None:
             from edgezoo.pipeline.micro import verdict_line
 
