@@ -80,10 +80,11 @@ def build(model_id: str, work: Path):
     def ours():  # exactly what `edgezoo export --format tflite --precision int8` does (auto)
         from types import SimpleNamespace
 
-        from edgezoo.pipeline.formats import Artifact, Context, TfliteBuilder
+        from edgezoo import registry
+        from edgezoo.formats.base import Artifact, Context
 
         ctx = Context(plan=SimpleNamespace(card=card), work=work, lineage=[], x_cal=x_cal, calib_sha="bench", torch_model=model)
-        step = TfliteBuilder._best_of_both(ctx, Artifact("fp32", lite["fp32"], [lite["fp32"]]), lite["ours"])
+        step = registry.format("tflite").auto_int8(ctx, Artifact("fp32", lite["fp32"], [lite["fp32"]]), lite["ours"])
         wall["litert auto choice"] = step.notes[-1]
 
     timed("litert edgezoo int8", ours)
@@ -106,15 +107,16 @@ def build(model_id: str, work: Path):
 
 
 def fidelity(variants: dict, x_eval):
-    from edgezoo import runtimes
-    from edgezoo.bench.accuracy import compare
+    from edgezoo import registry
+    from edgezoo.runtimes.base import run_batch
 
+    task = registry.task("image-classification")
     out = {}
     for rt_name, vs in variants.items():
-        rt = runtimes.get(rt_name)
-        ref = runtimes.run_batch(rt.open(vs["fp32"][0], 2, vs["fp32"][1]), x_eval)
+        rt = registry.runtime(rt_name)
+        ref = run_batch(rt.open(vs["fp32"][0], 2, vs["fp32"][1]), x_eval)
         for name, (path, cfg) in vs.items():
-            out[(rt_name, name)] = compare(ref, runtimes.run_batch(rt.open(path, 2, cfg), x_eval), None)
+            out[(rt_name, name)] = task.compare(ref, run_batch(rt.open(path, 2, cfg), x_eval), None)
     return out
 
 
@@ -138,9 +140,9 @@ def main():
     args = ap.parse_args()
     import openvino
 
-    from edgezoo.runtimes import litert
+    from edgezoo import registry
 
-    print(f"ai-edge-litert {litert.version()}, openvino {openvino.__version__}; p50 medians of {args.rounds} interleaved rounds x {args.runs} runs\n")
+    print(f"ai-edge-litert {registry.runtime('litert').version()}, openvino {openvino.__version__}; p50 medians of {args.rounds} interleaved rounds x {args.runs} runs\n")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model_id in args.models:

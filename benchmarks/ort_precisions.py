@@ -92,12 +92,13 @@ def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:
 
 
 def measure_quality(paths: dict, data: dict) -> dict:
-    from edgezoo import runtimes
-    from edgezoo.bench.accuracy import compare
+    from edgezoo import registry
+    from edgezoo.runtimes.base import run_batch
 
-    rt = runtimes.get("onnxruntime")
-    ref = runtimes.run_batch(rt.open(paths["fp32"], 2), data["x_eval"])
-    return {name: compare(ref, ref if name == "fp32" else runtimes.run_batch(rt.open(p, 2), data["x_eval"]), data["labels"]) for name, p in paths.items()}
+    task = registry.task("image-classification")
+    rt = registry.runtime("onnxruntime")
+    ref = run_batch(rt.open(paths["fp32"], 2), data["x_eval"])
+    return {name: task.compare(ref, ref if name == "fp32" else run_batch(rt.open(p, 2), data["x_eval"]), data["labels"]) for name, p in paths.items()}
 
 
 def measure_latency(paths: dict, threads: int, rounds: int, runs: int) -> dict:

@@ -76,7 +76,7 @@ class TfliteFormat(Format):
             elif choice == "pt2e":
                 ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
             else:
-                ctx.lineage.append(self._best_of_both(ctx, fp32, out))
+                ctx.lineage.append(self.auto_int8(ctx, fp32, out))
         elif precision == "dynamic-int8":
             ctx.lineage.append(tl.quantize_aeq_dynamic(fp32.path, out))
         else:
@@ -84,7 +84,7 @@ class TfliteFormat(Format):
         return Artifact(precision, out, [out])
 
     @staticmethod
-    def _best_of_both(ctx: Context, fp32: Artifact, out: Path):
+    def auto_int8(ctx: Context, fp32: Artifact, out: Path):
         """Build both LiteRT int8 quantizers and keep the one whose outputs stay closer to
         fp32 on the calibration samples (never the eval split). Measured in
         benchmarks/all_formats.py: neither wins everywhere (AEQ on mobilenet_v2 by 0.6 dB,
