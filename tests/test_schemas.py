@@ -78,3 +78,37 @@ def test_cli_reports_malformed_profile_in_one_line(tmp_path):
 def test_user_profile_by_path(tmp_path):
     p = _write(tmp_path, "myboard.toml", PROFILE.read_text().replace('id = "raspberrypi"', 'id = "myboard"'))
     assert targets.load_target(str(p)).id == "myboard"
+
+
+def test_card_params_and_macs_are_computed_not_typed():
+    """Every card's parameter and MAC counts equal what the architecture computes (MACs are
+    used by the microcontroller latency estimate)."""
+    from edgezoo.zoo import models
+
+    for card in catalog.list_cards():
+        model = models.build(card.architecture)
+        assert card.params == models.count_params(model), card.id
+        assert card.macs == models.count_macs(model, card.input.shape), card.id
+
+
+def test_every_profile_and_card_names_registered_plugins():
+    from edgezoo import registry
+
+    for t in targets.list_targets():
+        for name, spec in t.formats.items():
+            assert registry.format(name).runtime == spec.runtime
+            if spec.accelerator:
+                assert registry.accelerator(spec.accelerator).name == spec.accelerator
+    for card in catalog.list_cards():
+        assert registry.task(card.task).name == card.task
+
+
+def test_unknown_plugin_names_are_refused_with_the_known_ones(tmp_path):
+    src = targets.profile_file("generic-cpu").read_text()
+    bad = tmp_path / "board.toml"
+    bad.write_text(src.replace("[formats.onnx]", "[formats.onyx]").replace('default_format = "onnx"', 'default_format = "onyx"'))
+    with pytest.raises(SchemaError, match=r"unknown format 'onyx'.*onnx"):
+        targets.load_target(bad)
+    bad.write_text(src.replace('runtime = "onnxruntime"', 'runtime = "litert"', 1))
+    with pytest.raises(SchemaError, match="must be 'onnxruntime'"):
+        targets.load_target(bad)
