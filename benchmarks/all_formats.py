@@ -93,7 +93,7 @@ def build(model_id: str, work: Path):
     v["litert"] = {"fp32": (lite["fp32"], {}), "edgezoo int8": (lite["ours"], {}), "AEQ default": (lite["aeq"], {}), "PT2E default": (lite["pt2e"], {})}
 
     raw, onnx_fp32 = work / f"{model_id}-raw.onnx", work / f"{model_id}.onnx"
-    torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(input_name=card.input.name), "bench")
+    torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(input_names=(card.input.name,)), "bench")
     simplify(raw, onnx_fp32)
     ovd = {k: work / f"ov-{model_id}-{k}" / "model.xml" for k in ("fp32", "ours", "nncf")}
     for p in ovd.values():

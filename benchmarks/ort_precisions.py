@@ -60,7 +60,7 @@ def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:
     weights = None if random else sources.resolve_weights(card.version().weights)
     model = torch_to_onnx.load_model(card, weights, recalib=x_cal if random else None)
     raw = work / f"{model_id}-export.onnx"
-    torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(input_name=card.input.name), "bench")
+    torch_to_onnx.export_onnx(model, card, raw, torch_to_onnx.ExportConfig(input_names=(card.input.name,)), "bench")
     paths = {"fp32": work / f"{model_id}-fp32.onnx"}
     simplify(raw, paths["fp32"])
     wall["fp32"] = time.perf_counter() - t

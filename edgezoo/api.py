@@ -39,7 +39,80 @@ def load_target(name_or_path: str | Path) -> Target:
 
 
 def is_model_file(model: str) -> bool:
-    return model.endswith(".onnx") or "/" in model or Path(model).suffix != ""
+    from edgezoo.intake import source_kind
+
+    return source_kind(model) is not None
+
+
+def read_user_model(model: str, *, input_shapes=None, weights: Path | None = None, license: str | None = None,
+                    task: str | None = None):
+    """(card, source kind, source path, loaded PyTorch module or None) for a user's model:
+    an .onnx file, a .pt2 ExportedProgram or ``module.py:factory``. ``input_shapes`` maps
+    input names (or None for the only input) to shapes fixing dynamic dimensions."""
+    from edgezoo.errors import UsageError
+    from edgezoo.hashing import sha256_file
+    from edgezoo.intake import onnx_file, resolve_shapes, source_kind, torch_source
+    from edgezoo.intake.cards import user_card
+
+    kind = source_kind(model)
+    given = input_shapes or {}
+    if kind == "onnx-file":
+        if weights is not None:
+            raise UsageError("--weights applies to zoo models and module.py:factory; your ONNX file carries its own weights")
+        path = Path(model)
+        proto = onnx_file.load(path)
+        meta = onnx_file.info(proto, path)
+        onnx_file.check_inputs(meta)
+        shapes = resolve_shapes(path.name, [(t.name, t.dims) for t in meta.inputs], given)
+        card = onnx_file.card_for(meta, shapes, license=license, task=task, sha256=sha256_file(path), size=path.stat().st_size)
+        return card, kind, path, None
+    import torch
+
+    if kind == "pt2":
+        if weights is not None:
+            raise UsageError("--weights applies to zoo models and module.py:factory; a .pt2 carries its own weights")
+        path = Path(model)
+        ep, declared, _ = torch_source.load_pt2(path)
+        shapes = resolve_shapes(path.name, declared, given)
+        module = torch_source.pt2_module(ep)
+        digest, size = sha256_file(path), path.stat().st_size
+    else:
+        path, _ = torch_source.split_factory(model)
+        module = torch_source.load_factory(model, weights)
+        names = torch_source.forward_inputs(module)
+        if not given:
+            raise UsageError(f"{model}: a PyTorch module does not declare its input shape",
+                             hint="pass --input-shape 1x3x224x224" if len(names) == 1 else
+                             "pass one per input: " + " ".join(f"--input-shape {n}:SHAPE" for n in names))
+        if None in given:
+            declared = [(n, [None] * len(given[None])) for n in names]
+        else:
+            if set(given) != set(names) and len(given) != len(names):
+                raise UsageError(f"{model}: forward() takes {', '.join(names)}; --input-shape names {', '.join(map(str, given))}",
+                                 hint="give one --input-shape NAME:SHAPE per input of forward()")
+            order = [n for n in names if n in given] if set(given) == set(names) else list(given)
+            declared = [(n, [None] * len(given[n])) for n in order]
+        shapes = resolve_shapes(model, declared, given)
+        src = weights if weights is not None else path
+        digest, size = sha256_file(src), src.stat().st_size
+    try:
+        with torch.no_grad():
+            out = module(*[torch.zeros(s) for s in shapes.values()])
+    except Exception as exc:
+        from edgezoo.errors import ModelFileError, first_line
+
+        raise ModelFileError(f"{model} fails on inputs of shape {', '.join('x'.join(map(str, s)) for s in shapes.values())}: "
+                             f"{type(exc).__name__}: {first_line(exc)[:200]}", hint="check --input-shape (run with --debug for the traceback)") from exc
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    if not all(isinstance(o, torch.Tensor) for o in outs):
+        from edgezoo.errors import ModelFileError
+
+        raise ModelFileError(f"{model} returns {type(out).__name__} with non-tensor parts", hint="return a tensor or a tuple of tensors")
+    names_out = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
+    card = user_card(path=path, architecture=kind, inputs=shapes, outputs=names_out, output_ranks=[o.dim() for o in outs],
+                     license=license, task=task, params=torch_source.param_count(module), sha256=digest, size=size,
+                     tags=("cnn",) if any(isinstance(m, torch.nn.Conv2d) for m in module.modules()) else ())
+    return card, kind, path, module
 
 
 def plan_export(
@@ -49,9 +122,12 @@ def plan_export(
     precision: str | None = None,
     fmt: str | None = None,
     weights: str | None = None,
-    input_shape: tuple[int, ...] | None = None,
+    input_shape=None,
     calib_data: Path | None = None,
+    eval_data: Path | None = None,
     license: str | None = None,
+    task: str | None = None,
+    card_path: Path | None = None,
     out_dir: Path = Path("dist"),
     calibration_method: str | None = None,
     calibration_samples: int | None = None,
@@ -61,24 +137,35 @@ def plan_export(
     tflite_quantizer: str = "auto",
     for_check: bool = False,
 ):
-    """Check everything that can be checked before work starts and return the Plan."""
+    """Check everything that can be checked before work starts and return the Plan.
+    ``input_shape``: a shape tuple (the only input) or {input name: shape}."""
     from edgezoo.errors import UsageError
     from edgezoo.hashing import sha256_file
-    from edgezoo.pipeline.plan import card_for_onnx, make_plan
+    from edgezoo.pipeline.plan import make_plan
     from edgezoo.targets import profile_file
 
     tgt = load_target(target)
     target_sha256 = sha256_file(profile_file(target))
-    source_path = None
-    weights_mode, weights_path = "pretrained", None
+    source_path = source_model = None
+    kind, weights_mode, weights_path = "zoo", "pretrained", None
+    if isinstance(input_shape, tuple):
+        input_shape = {None: input_shape}
     if is_model_file(model):
-        if weights:
-            raise UsageError("--weights applies to zoo models; your ONNX file carries its own weights")
-        source_path = Path(model)
-        card = card_for_onnx(source_path, input_shape, license)
+        if weights == "random":
+            raise UsageError("--weights random applies to zoo models", hint="your model brings its own weights")
+        weights_path = Path(weights) if weights else None
+        card, kind, source_path, source_model = read_user_model(model, input_shapes=input_shape, weights=weights_path,
+                                                                license=license, task=task)
+        if card_path is not None:
+            from edgezoo.intake.cards import apply_card
+
+            card = apply_card(card, card_path)
+        weights_mode = "local"
     else:
-        if input_shape is not None:
-            raise UsageError("--input-shape applies to your own ONNX files; zoo models have a fixed input", hint=f"see `edgezoo info {model}`")
+        if input_shape:
+            raise UsageError("--input-shape applies to your own models; zoo models have a fixed input", hint=f"see `edgezoo info {model}`")
+        if task or card_path:
+            raise UsageError("--task and --card apply to your own models; a zoo model has its card", hint=f"see `edgezoo info {model}`")
         card = get_card(model)
         if weights == "random":
             weights_mode = "random"
@@ -94,7 +181,11 @@ def plan_export(
         weights=weights_mode,
         weights_path=weights_path,
         source_path=source_path,
+        source_kind=kind,
+        source_spec=model if kind != "zoo" else "",
+        source_model=source_model,
         calib_data=calib_data,
+        eval_data=eval_data,
         out_dir=out_dir,
         calibration_method=calibration_method,
         calibration_samples=calibration_samples,
@@ -105,6 +196,55 @@ def plan_export(
         for_check=for_check,
         target_sha256=target_sha256,
     )
+
+
+def inspect_model(model: str, *, input_shapes=None, targets: list[str] | None = None) -> dict:
+    """What `edgezoo inspect` prints: the model's tensors, opset, producer, operators, and
+    per target whether its default format's runtime runs every operator."""
+    from edgezoo.errors import EdgezooError
+    from edgezoo.intake import onnx_file, source_kind
+
+    kind = source_kind(model)
+    if kind is None:
+        from edgezoo.errors import UsageError
+
+        raise UsageError(f"{model} is a zoo id, not a model file", hint=f"see `edgezoo info {model}`")
+    data: dict = {"file": model, "kind": kind}
+    if kind == "onnx-file":
+        path = Path(model)
+        meta = onnx_file.info(onnx_file.load(path), path)
+        data.update(meta.as_dict())
+        data["file"], data["kind"] = model, kind
+    else:
+        from edgezoo.intake import torch_source
+
+        if kind == "pt2":
+            ep, declared, outs = torch_source.load_pt2(Path(model))
+            data["inputs"] = [{"name": n, "shape": [d if d is not None else "?" for d in dims], "dtype": "float32"} for n, dims in declared]
+            data["outputs"] = [{"name": o, "shape": [], "dtype": ""} for o in outs]
+            data["params"] = int(sum(v.numel() for v in ep.state_dict.values()))
+            data["operators"] = dict(sorted(__import__("collections").Counter(
+                str(n.target).split(".")[1] if str(n.target).startswith("aten.") else str(n.target)
+                for n in ep.graph.nodes if n.op == "call_function").items()))
+        else:
+            module = torch_source.load_factory(model, None)
+            data["inputs"] = [{"name": n, "shape": ["?"], "dtype": "float32"} for n in torch_source.forward_inputs(module)]
+            data["outputs"] = []
+            data["params"] = torch_source.param_count(module)
+    rows = []
+    for t in targets or []:
+        try:
+            plan = plan_export(model, t, input_shape=input_shapes, for_check=True, out_dir=Path(".edgezoo-inspect-unused"))
+            res = check(plan)
+            bad = [o.op_type for o in res.operators if not o.supported]
+            verdict = "runs every operator" if not bad else "cannot run " + ", ".join(bad)
+            if res.memory is not None and not res.memory.fits:
+                verdict += "; does not fit"
+            rows.append({"target": t, "format": plan.format, "runtime": plan.runtime, "ok": res.ok, "verdict": verdict})
+        except EdgezooError as exc:
+            rows.append({"target": t, "format": "", "runtime": "", "ok": False, "verdict": str(exc)})
+    data["targets"] = rows
+    return data
 
 
 def check(plan, progress=None):
@@ -121,7 +261,7 @@ def bench(model: str, target: str | Path, *, formats: list[str] | None = None, p
     from edgezoo.pipeline.matrix import run_matrix
 
     if is_model_file(model):
-        raise UsageError("bench takes a zoo model", hint="for your own ONNX file use `edgezoo export --format ...`")
+        raise UsageError("bench takes a zoo model", hint="for your own model use `edgezoo export MODEL --format ...` per format")
     from edgezoo.hashing import sha256_file
     from edgezoo.targets import profile_file
 

@@ -144,7 +144,7 @@ def test_over_budget_is_refused_unless_allowed(tmp_path):
 
 def test_weights_option_is_for_zoo_models(tiny_onnx, tmp_path):
     res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--weights", "random", "--out", str(tmp_path), ok=None)
-    _assert_one_line(res, 2, "--weights applies to zoo models")
+    _assert_one_line(res, 2, "--weights random applies to zoo models")
 
 
 def test_verify_of_missing_or_wrong_path(tmp_path):

@@ -142,9 +142,12 @@ def test_coral_bundle_is_full_integer_and_says_how_to_compile(tmp_path):
     _run(bundle, tmp_path)
 
 
-def test_onnx_file_cannot_become_tflite(tiny_onnx, tmp_path):
-    res = run_cli("export", str(tiny_onnx), "--target", "raspberrypi", "--out", str(tmp_path), ok=None)
-    assert res.exit_code == 2 and "--format onnx" in res.output
+def test_onnx_file_to_tflite_plans_the_bridge(tiny_onnx, tmp_path):
+    """An ONNX file reaches LiteRT through onnx2torch; the plan says so (tests/test_byo_corpus.py runs it)."""
+    res = run_cli("export", str(tiny_onnx), "--target", "raspberrypi", "--precision", "fp32", "--out", str(tmp_path), "--dry-run", "--json")
+    plan = json.loads(res.stdout)
+    assert plan["steps"][:4] == ["load-onnx", "normalise-onnx", "simplify", "onnx-to-torch"] and plan["format"] == "tflite"
+    assert any("onnx2torch" in w for w in plan["warnings"])
 
 
 def test_unknown_format_for_target(tmp_path):
@@ -172,14 +175,15 @@ def _hardswish_tflite(tmp_path: Path) -> Path:
         def forward(self, x):
             return self.fc(self.pool(self.conv2(self.act(self.conv1(x)))).flatten(1))
 
-    class Card:  # the two fields the stage reads
+    class Card:  # the fields the stage reads
         id = "hardswish-net"
         input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW"})()
+        inputs = (input,)
 
     torch.manual_seed(0)
     out = tmp_path / "hs.tflite"
     calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
-    tl.quantize_pt2e(Net().eval(), Card(), out, calib, "test")
+    tl.quantize_pt2e(Net().eval(), Card(), out, [calib], "test")
     return out
 
 

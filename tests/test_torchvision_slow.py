@@ -66,7 +66,7 @@ def test_u8s8_scheme_runs_every_conv_as_integer_kernel(resnet18_bundles, tmp_pat
     fp32 = Path(resnet18_bundles["fp32"]["bundle"]) / "model.onnx"
     calib = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
     default = tmp_path / "default.onnx"
-    quantize_static(str(fp32), str(default), _Reader("image", calib))
+    quantize_static(str(fp32), str(default), _Reader(["image"], [calib]))
     d_ops = _optimized_ops(default, tmp_path)
     assert d_ops["QLinearConv"] < 20, d_ops
 
@@ -102,13 +102,15 @@ def test_image_bundle_runner_takes_a_photo(resnet18_bundles, tmp_path):
     assert json.loads(out2.stdout)["top"][0]["index"] == top[0]["index"]
 
 
-def test_bench_all_formats_on_mobilenet_v3_small(tmp_path):
-    """The cross-format matrix on a real architecture: every format's fp32 agrees with
-    PyTorch, every precision the profile lists was built and measured."""
-    r = run_cli("bench", "mobilenet_v3_small", "--target", "generic-cpu", "--formats", "onnx,tflite,openvino", "--out", str(tmp_path), "--json")
+@pytest.mark.parametrize("model", ["mobilenet_v3_small", "mobilenet_v2"])
+def test_bench_all_formats_on_torchvision(model, tmp_path):
+    """The cross-format matrix on real architectures (hard-swish and SE blocks; ReLU6 and
+    residual additions): every format's fp32 agrees with PyTorch, every precision the
+    profile lists was built and measured, ExecuTorch included."""
+    r = run_cli("bench", model, "--target", "generic-cpu", "--formats", "all", "--out", str(tmp_path), "--json")
     data = json.loads(r.stdout)
     rows = data["rows"]
-    assert {row["format"] for row in rows} == {"onnx", "tflite", "openvino"}
+    assert {row["format"] for row in rows} == {"onnx", "tflite", "openvino", "pte"}
     assert not [row for row in rows if row["error"]]
     for row in rows:
         if row["precision"] == "fp32":
@@ -117,6 +119,6 @@ def test_bench_all_formats_on_mobilenet_v3_small(tmp_path):
     from edgezoo.targets import load_target
 
     t = load_target("generic-cpu")
-    expected = {(f, p) for f, spec in t.formats.items() for p in spec.precisions if f != "pte"}
+    expected = {(f, p) for f, spec in t.formats.items() for p in spec.precisions}
     assert {(row["format"], row["precision"]) for row in rows} == expected
 

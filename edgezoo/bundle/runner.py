@@ -16,7 +16,8 @@ run.py stays one file that needs only numpy and the bundle's runtime on the devi
     python run.py INPUT [--threads N] [--json] [task options, see --help]
 
 INPUT is a ``.npy`` file holding one raw sample (for example an 8x8 digit with values
-0-16, as scikit-learn provides them) or an image file (``.png``/``.jpg``). The
+0-16, as scikit-learn provides them) or an image file (``.png``/``.jpg``); a model with
+several inputs takes an ``.npz`` with one array per input name (see manifest.json). The
 preprocessing written in ``manifest.json`` (scale, mean, std, resize, crop, layout) is
 applied here, so the raw input is what you would capture on the device.
 
@@ -82,7 +83,7 @@ def preprocess(raw, pre: dict, input_spec: dict) -> np.ndarray:
     uint8 image already resized and cropped (``kind = "image"``).
     """
     shape = list(input_spec["shape"])
-    layout = input_spec["layout"]
+    layout = input_spec.get("layout", "")
     x = np.asarray(raw, dtype=np.float32)
     if pre["kind"] == "tensor":
         if list(x.shape) not in (shape, shape[1:]):
@@ -143,13 +144,36 @@ def load_raw(path: Path, pre: dict):
         raise InputError(f"{path} is not a readable image: {exc}") from None
     return resize_and_crop(image, pre["resize"], pre["crop"])
 
+def load_inputs(path: Path, pre: dict, specs: list) -> list:
+    """One preprocessed tensor per model input: an .npz keyed by input name, else one sample."""
+    names = [s["name"] for s in specs]
+    if path.suffix == ".npz":
+        if pre["kind"] != "tensor":
+            raise InputError("this model takes one raw sample (.npy or an image), not an .npz")
+        if not path.is_file():
+            raise InputError(f"no such input file: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{path} is not a readable .npz: {exc}") from None
+        if len(specs) == 1 and names[0] not in arrays and len(arrays) == 1:
+            arrays = {names[0]: next(iter(arrays.values()))}
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise InputError(f"{path} has no array {missing[0]!r}; the model's inputs are {', '.join(names)}")
+        return [preprocess(arrays[s["name"]], pre, s) for s in specs]
+    if len(specs) > 1:
+        raise InputError(f"this model takes {len(specs)} inputs ({', '.join(names)}): pass an .npz with one array per input name")
+    return [preprocess(load_raw(path, pre), pre, specs[0])]
+
 # @@PARTS@@
 
 
 def main(argv=None) -> int:
     manifest = json.loads((HERE / "manifest.json").read_text())
     parser = argparse.ArgumentParser(description=f"Run {manifest['model']['id']} ({manifest['precision']}) on one input.")
-    parser.add_argument("input", type=Path, help=".npy raw sample or image file")
+    parser.add_argument("input", type=Path, help=".npy raw sample, image file, or .npz keyed by input name")
     parser.add_argument("--threads", type=int, default=manifest["target"]["threads"], help="intra-op threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_arguments(parser)  # noqa: F821 (the task part of run.py)
@@ -157,8 +181,8 @@ def main(argv=None) -> int:
 
     pre = manifest["preprocess"]
     try:
-        x = preprocess(load_raw(args.input, pre), pre, manifest["inputs"][0])
-        if not np.all(np.isfinite(x)):
+        feeds = load_inputs(args.input, pre, manifest["inputs"])
+        if not all(np.all(np.isfinite(x)) for x in feeds):
             raise InputError("input contains NaN or infinite values")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -166,7 +190,7 @@ def main(argv=None) -> int:
     try:
         rt = manifest["runtime"]
         session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
-        outputs = session.run([x])
+        outputs = session.run(feeds)
     except RuntimeMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

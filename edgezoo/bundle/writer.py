@@ -38,6 +38,12 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
     spec = target.formats[plan.format]
     chosen = result.variants[plan.precision]
     inputs, outputs = fmt.tensor_specs(model_path, card)
+    # runners and users address tensors by the model's own names, whatever the format renamed them to
+    # (LiteRT: serving_default_args_0); sessions feed them by position, which the converters keep
+    if len(inputs) == len(card.inputs):
+        inputs = [dict(t, name=i.name) for t, i in zip(inputs, card.inputs)]
+    if card.output_names and len(outputs) == len(card.output_names):
+        outputs = [dict(t, name=n) for t, n in zip(outputs, card.output_names)]
     weights_source = v.weights.url or v.weights.path or ""
     if plan.weights == "local":
         weights_source = f"local file {plan.weights_path.name if plan.weights_path else plan.source_path.name}"
@@ -114,7 +120,7 @@ def build_report(result) -> Report:
         weights=plan.weights,
         task=task.name,
         metric=plan.card.evaluation.metric,
-        eval_data=_eval_data_label(plan),
+        eval_data=result.eval_note or _eval_data_label(plan),
         variants=variants,
         # only a like-for-like ratio: a reference run in another runtime (tflm's fp32 in LiteRT) is no baseline
         speedup_vs_fp32=fp32.latency.p50_ms / chosen.latency.p50_ms
@@ -134,10 +140,6 @@ def build_report(result) -> Report:
 
 
 def _eval_data_label(plan) -> str:
-    if plan.source == "onnx-file":
-        if plan.calib_data is None:
-            return "32 seeded standard-normal inputs (no --calib-data given: fidelity only, not accuracy)"
-        return f"{plan.calib_data.name} (the --calib-data samples)"
     ev = plan.card.evaluation
     return f"{ev.dataset}:{ev.eval_split}"
 
@@ -180,7 +182,7 @@ def render_report_md(report: Report) -> str:
         lines += [f"Speed-up of {report.precision} over fp32 (p50): **{report.speedup_vs_fp32:.2f}x**; size ratio {report.size_ratio_vs_fp32:.2f}.", ""]
     if report.export_check:
         ec = report.export_check
-        lines += [f"Export check ({report.format} fp32 in {report.variants['fp32'].runtime} vs PyTorch): agreement {ec.agreement:.2f}%, "
+        lines += [f"Export check ({report.format} fp32 in {report.variants['fp32'].runtime} vs the source model): agreement {ec.agreement:.2f}%, "
                   f"max abs diff {ec.max_abs_diff:.3g}.", ""]
     if report.operators:
         lines += [f"Operators ({fmt.runtime} report; where each runs): "

@@ -41,8 +41,10 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgezooError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            if ctx.obj and ctx.obj.get("debug"):  # the full cause (the user's own traceback too), same exit code
+                import traceback
+
+                traceback.print_exception(exc, file=sys.stderr)
             text = str(exc).strip() or type(exc).__name__
             click.echo(f"error: {text.splitlines()[0]}", err=True)
             ctx.exit(exc.exit_code)
@@ -214,10 +216,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--format", "-f", "fmt", metavar="FORMAT", help="A format the target deploys (see `edgezoo formats`). Default: the profile's.")
 @click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Default: the profile's for the format.")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Output folder.")
-@click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' for latency-only runs.")
-@click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
-@click.option("--calib-data", type=click.Path(path_type=Path), help="Your ONNX file: .npy of N preprocessed samples for int8 calibration and fidelity.")
-@click.option("--license", "license_", help="Your ONNX file: its SPDX licence, recorded in the bundle.")
+@click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' for latency-only runs. "
+              "module.py:factory: its weights (.safetensors, or a tensors-only .pt/.pth).")
+@click.option("--input-shape", "input_shape", multiple=True,
+              help="Your model: fixes dynamic dimensions, e.g. 1x3x224x224, or NAME:1x3x48x320 once per input.")
+@click.option("--calib-data", type=click.Path(path_type=Path),
+              help="Your model: preprocessed samples (.npy, or .npz keyed by input name) for int8 calibration; "
+                   "without --eval-data a quarter is held out to measure fidelity.")
+@click.option("--eval-data", type=click.Path(path_type=Path),
+              help="Your model: .npz of samples keyed by input name, plus 'labels' (task accuracy) or one reference array per output name.")
+@click.option("--task", help="Your model: its task family (see `edgezoo formats`); default image-classification for one image in "
+                             "and one score vector out, else generic.")
+@click.option("--card", "card_path", type=click.Path(path_type=Path), help="Your model: a card from `edgezoo card init`, edited.")
+@click.option("--license", "license_", help="Your model: its SPDX licence, recorded in the bundle.")
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
 @click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
@@ -227,10 +238,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
-def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, license_, calibration_method,
-               calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
-    """Export MODEL (a zoo id or an .onnx file) for a target, benchmark it on the target's
-    runtime, and write a verifiable bundle (folder + .tar.gz).
+def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, eval_data, task, card_path, license_,
+               calibration_method, calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
+    """Export MODEL for a target, benchmark it on the target's runtime, and write a
+    verifiable bundle (folder + .tar.gz). MODEL is a zoo id, an .onnx file (any exporter),
+    a .pt2 ExportedProgram, or module.py:factory (your code returns an nn.Module).
 
     \b
     Examples:
@@ -242,14 +254,20 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
       edgezoo export mobilenet_v3_small --target raspberrypi --weights random
       edgezoo export resnet18 --target generic-cpu --weights ~/Downloads/resnet18-f37072fd.pth
       edgezoo export ./my_model.onnx --target generic-cpu --input-shape 1x3x224x224 --precision fp32
+      edgezoo export ./det.onnx --target intel-cpu --input-shape 1x3x640x640 --calib-data samples.npy
+      edgezoo export ./model.onnx --target raspberrypi --calib-data samples.npy     # via onnx2torch to LiteRT
+      edgezoo export ./two_in.onnx --target generic-cpu --calib-data cal.npz --eval-data val.npz
+      edgezoo export mynet.py:build --target raspberrypi --input-shape 1x3x96x96 --weights mynet.safetensors
+      edgezoo export ./model.pt2 --target intel-cpu
       edgezoo export digits-cnn --target generic-cpu --dry-run --json
     """
     from edgezoo import api
-    from edgezoo.pipeline.plan import parse_shape
+    from edgezoo.intake import parse_input_shapes
 
     plan = api.plan_export(
         model, target, precision=precision, fmt=fmt, weights=weights, tflite_quantizer=tflite_quantizer,
-        input_shape=parse_shape(input_shape) if input_shape else None, calib_data=calib_data, license=license_,
+        input_shape=parse_input_shapes(input_shape), calib_data=calib_data, eval_data=eval_data, task=task,
+        card_path=card_path, license=license_,
         out_dir=out_dir, calibration_method=calibration_method, calibration_samples=calibration_samples,
         threads=threads, force=force, allow_over_budget=allow_over_budget,
     )
@@ -398,9 +416,10 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
 @click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
 @click.option("--format", "-f", "fmt", metavar="FORMAT", help="A format the target deploys (see `edgezoo formats`). Default: the profile's.")
 @click.option("--precision", "-p", type=click.Choice(["fp32", "fp16", "bf16", "int8", "dynamic-int8"]), help="Checked against the profile.")
-@click.option("--input-shape", help="Your ONNX file: the input shape, e.g. 1x3x224x224.")
+@click.option("--input-shape", "input_shape", multiple=True, help="Your model: e.g. 1x3x224x224, or NAME:SHAPE once per input.")
+@click.option("--weights", help="module.py:factory: its weights file (the operator set does not depend on them).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def check_cmd(model, target, fmt, precision, input_shape, as_json):
+def check_cmd(model, target, fmt, precision, input_shape, weights, as_json):
     """Report, per operator, whether the target's runtime (and accelerator) can run MODEL and
     where each operator would run, before any export. Nothing is written.
 
@@ -414,12 +433,12 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
     import tempfile
 
     from edgezoo import api
-    from edgezoo.pipeline.plan import parse_shape
+    from edgezoo.intake import parse_input_shapes
     from edgezoo.schemas._strict import dump
 
     with tempfile.TemporaryDirectory() as nowhere:  # a plan needs an output folder; check writes none
-        plan = api.plan_export(model, target, precision=precision, fmt=fmt, input_shape=parse_shape(input_shape) if input_shape else None,
-                               weights="random" if not api.is_model_file(model) else None, out_dir=Path(nowhere) / "out",
+        plan = api.plan_export(model, target, precision=precision, fmt=fmt, input_shape=parse_input_shapes(input_shape),
+                               weights="random" if not api.is_model_file(model) else weights, out_dir=Path(nowhere) / "out",
                                for_check=True)
     err = _console(stderr=True)
     res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
@@ -460,6 +479,90 @@ def check_cmd(model, target, fmt, precision, input_shape, as_json):
                     con.print(f"  large: {e.name.split('/')[-1][:60]} {list(e.shape)} {e.bytes / 1024:.0f} KB")
     if not res.ok:
         sys.exit(4)
+
+
+@cli.command("inspect", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--input-shape", "input_shape", multiple=True, help="Fix dynamic dimensions for the per-target check.")
+@click.option("--targets", "targets_", default="generic-cpu,intel-cpu,raspberrypi", show_default=True,
+              help="Comma list of targets to check each format of (their default formats), or 'none'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(model, input_shape, targets_, as_json):
+    """Describe your model file: inputs and outputs (dynamic dimensions named), opset,
+    producer, parameters, operators, and for each target whether its runtime runs every
+    operator (nothing is written).
+
+    \b
+    Examples:
+      edgezoo inspect ./model.onnx
+      edgezoo inspect ./det.onnx --input-shape 1x3x640x640 --targets intel-cpu,coral-edgetpu
+      edgezoo inspect ./model.pt2 --json
+    """
+    from edgezoo import api
+    from edgezoo.intake import parse_input_shapes
+
+    data = api.inspect_model(model, input_shapes=parse_input_shapes(input_shape),
+                             targets=[] if targets_.strip().lower() == "none" else [t.strip() for t in targets_.split(",") if t.strip()])
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"[bold]{data['file']}[/]: {data['kind']}, opset {data.get('opset', '-')}, producer {data.get('producer', '-')}, "
+              f"{data['params']:,} parameters")
+    t = Table(title="tensors")
+    for col in ("", "name", "shape", "dtype"):
+        t.add_column(col)
+    for role in ("inputs", "outputs"):
+        for x in data[role]:
+            t.add_row(role[:-1], x["name"], "x".join(map(str, x["shape"])) or "scalar", x["dtype"])
+    con.print(t)
+    dyn = [f"{x['name']}[{i}]" for x in data["inputs"] for i, d in enumerate(x["shape"]) if not isinstance(d, int)]
+    if dyn:
+        con.print(f"dynamic input dimensions: {', '.join(dyn)} (export fixes them with --input-shape)")
+    if data.get("operators"):
+        con.print("operators: " + ", ".join(f"{k} x{v}" for k, v in data["operators"].items()))
+    if data.get("targets"):
+        t = Table(title="can each target's runtime run it?")
+        for col in ("target", "format", "runtime", "verdict"):
+            t.add_column(col)
+        for row in data["targets"]:
+            t.add_row(row["target"], row["format"], row["runtime"], row["verdict"], style="" if row["ok"] else "red")
+        con.print(t)
+
+
+@cli.group("card")
+def card_group():
+    """Model cards for your own models."""
+
+
+@card_group.command("init", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--task", help="Task family (see `edgezoo formats`).")
+@click.option("--input-shape", "input_shape", multiple=True, help="Fix dynamic dimensions, e.g. 1x3x224x224 or NAME:SHAPE.")
+@click.option("--license", "license_", help="SPDX licence of the model.")
+@click.option("--weights", help="module.py:factory: its weights file.")
+def card_init(model, task, input_shape, license_, weights):
+    """Print a starting card (TOML) for your model: the contract is read from the model;
+    edit the texts, licence, task and preprocessing, then `export MODEL --card card.toml`.
+
+    \b
+    Examples:
+      edgezoo card init ./model.onnx --task image-classification > card.toml
+      edgezoo export ./model.onnx --card card.toml --target generic-cpu --calib-data cal.npy
+    """
+    from edgezoo import api
+    from edgezoo.intake import parse_input_shapes
+    from edgezoo.intake.cards import card_toml
+
+    if not api.is_model_file(model):
+        from edgezoo.errors import UsageError
+
+        raise UsageError(f"{model} is a zoo id; its card exists", hint=f"see `edgezoo info {model}`")
+    card, *_ = api.read_user_model(model, input_shapes=parse_input_shapes(input_shape), weights=Path(weights) if weights else None,
+                                   license=license_, task=task)
+    click.echo(card_toml(card), nl=False)
 
 
 @cli.command("formats", epilog=EXIT_CODES)

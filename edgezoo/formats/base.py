@@ -37,7 +37,7 @@ class Context:
     plan: object
     work: Path
     lineage: list
-    x_cal: np.ndarray
+    x_cal: list[np.ndarray]  # calibration samples, one array per model input
     calib_sha: str
     torch_model: object = None
     onnx_source: Path | None = None  # the raw ONNX graph (exported from PyTorch or the user's file)

@@ -3,7 +3,6 @@ onnxruntime's quantizers in the scheme the CPU needs."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from edgezoo.formats.base import Artifact, Context, Format
@@ -19,26 +18,23 @@ class OnnxSourced(Format):
         return spec.opset
 
     def source_steps(self, plan_source: str) -> list[str]:
-        return (["load-onnx"] if plan_source == "onnx-file" else ["export-onnx"]) + ["check-compatibility", "simplify"]
+        if plan_source == "onnx-file":
+            return ["load-onnx", "normalise-onnx", "check-compatibility", "simplify"]
+        return (["load-torch"] if plan_source != "zoo" else []) + ["export-onnx", "check-compatibility", "simplify"]
 
     def prepare(self, ctx: Context):
-        """The raw ONNX graph, checked operator by operator before onnxsim runs it."""
+        """The raw ONNX graph, checked operator by operator before onnxsim runs it: the
+        user's normalised file (the executor wrote it), or the PyTorch model exported."""
         plan = ctx.plan
-        raw = ctx.work / "source.onnx"
-        if plan.source == "onnx-file":
-            shutil.copyfile(plan.source_path, raw)
-            from edgezoo import __version__
-            from edgezoo.hashing import sha256_file
-
-            digest = sha256_file(raw)
-            ctx.lineage.append(Step("load-onnx", "edgezoo", __version__, {"file": plan.source_path.name}, digest, digest))
-        else:
+        if ctx.onnx_source is None:
             from edgezoo.stages import torch_to_onnx
 
-            cfg = torch_to_onnx.ExportConfig(opset=plan.opset, input_name=plan.card.input.name)
+            raw = ctx.work / "source.onnx"
+            cfg = torch_to_onnx.ExportConfig(opset=plan.opset, input_names=tuple(i.name for i in plan.card.inputs),
+                                             output_names=plan.card.output_names or ("logits",))
             ctx.lineage.append(torch_to_onnx.export_onnx(ctx.torch_model, plan.card, raw, cfg, ctx.weights_sha))
-        ctx.onnx_source = raw
-        return self.source_operators(raw)
+            ctx.onnx_source = raw
+        return self.source_operators(ctx.onnx_source)
 
     def source_operators(self, raw: Path) -> list[dict]:
         raise NotImplementedError  # each ONNX-sourced format asks its own runtime
@@ -102,7 +98,7 @@ class OnnxFormat(OnnxSourced):
         if precision == "int8":
             q = ctx.plan.quantization
             cfg = qo.StaticConfig(q.activation_type, q.weight_type, q.format, q.per_channel, q.reduce_range,
-                                  ctx.plan.calibration_method, ctx.calib_sha, int(len(ctx.x_cal)))
+                                  ctx.plan.calibration_method, ctx.calib_sha, int(len(ctx.x_cal[0])))
             ctx.lineage.append(qo.quantize_static(fp32.path, out, ctx.x_cal, cfg))
         elif precision == "dynamic-int8":
             ctx.lineage.append(qo.quantize_dynamic(fp32.path, out))
@@ -193,6 +189,7 @@ def onnx_tensor_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]:
             out["quantization"] = q
         return out
 
-    inputs = [spec(vi, "QuantizeLinear", card.input.layout) for vi in g.input if vi.name not in inits]
+    layouts = {i.name: i.layout for i in card.inputs}
+    inputs = [spec(vi, "QuantizeLinear", layouts.get(vi.name, card.input.layout)) for vi in g.input if vi.name not in inits]
     outputs = [spec(vi, "DequantizeLinear") for vi in g.output]
     return inputs, outputs

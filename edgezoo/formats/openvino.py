@@ -66,7 +66,7 @@ class OpenvinoFormat(OnnxSourced):
         if precision == "fp16":
             ctx.lineage.append(ovs.convert(ctx.onnx_fp32, out, compress_to_fp16=True))
         else:
-            ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha, ctx.plan.card.input.name))
+            ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha))
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)
 
     def tensor_specs(self, model_path, card):
@@ -81,7 +81,8 @@ class OpenvinoFormat(OnnxSourced):
                 out["layout"] = layout
             return out
 
-        return [spec(p, card.input.layout) for p in model.inputs], [spec(p) for p in model.outputs]
+        layouts = {i.name: i.layout for i in card.inputs}
+        return [spec(p, layouts.get(p.get_any_name(), card.input.layout)) for p in model.inputs], [spec(p) for p in model.outputs]
 
 
 def openvino_operators(path) -> list[dict]:

@@ -69,7 +69,9 @@ class PteFormat(Format):
         from edgezoo.runtimes.executorch import Executorch
 
         session = Executorch().open(model_path, 1)
-        inputs = [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype, "layout": card.input.layout} for i in session.inputs]
+        layouts = [i.layout for i in card.inputs]
+        inputs = [{"name": card.inputs[k].name if k < len(layouts) else i.name, "shape": list(i.shape), "dtype": i.dtype,
+                   "layout": layouts[k] if k < len(layouts) else ""} for k, i in enumerate(session.inputs)]
         outputs = [{"name": o.name, "shape": list(o.shape), "dtype": o.dtype} for o in session.outputs]
         return inputs, outputs
 

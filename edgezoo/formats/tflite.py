@@ -96,23 +96,38 @@ class TfliteFormat(Format):
         from edgezoo.tasks.base import sqnr_db
 
         rt = registry.runtime("litert")
-        probe = ctx.x_cal[: min(32, len(ctx.x_cal))]
+        probe = [f[:32] for f in ctx.x_cal]
         ref = run_batch(rt.open(fp32.path, 1), probe)[0]
         cands = {"pt2e": ctx.work / "int8-pt2e.tflite", "aeq": ctx.work / "int8-aeq.tflite"}
         steps = {
             "pt2e": tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, cands["pt2e"], ctx.x_cal, ctx.calib_sha),
             "aeq": tl.quantize_aeq_static(fp32.path, cands["aeq"], ctx.x_cal, ctx.calib_sha),
         }
+        quantized = {k: _has_integer_tensors(p) for k, p in cands.items()}
+        if not any(quantized.values()):
+            from edgezoo.errors import PipelineError
+
+            raise PipelineError("neither LiteRT quantizer (PT2E, AI Edge Quantizer) quantized any operator of this model",
+                                hint="choose --precision fp32 or fp16 for it")
         scores = {k: sqnr_db(ref, run_batch(rt.open(p, 1), probe)[0]) for k, p in cands.items()}
-        score = {k: (v if v is not None else float("inf")) for k, v in scores.items()}
+        # a candidate that left everything in float is "closest to fp32" by being fp32: never pick it
+        score = {k: (v if v is not None else float("inf")) if quantized[k] else float("-inf") for k, v in scores.items()}
         best = max(score, key=lambda k: (score[k], k == "pt2e"))
         shutil.copyfile(cands[best], out)
-        note = (f"auto: SQNR against fp32 on {len(probe)} calibration samples: "
-                + ", ".join(f"{k} {score[k]:.2f} dB" for k in ("pt2e", "aeq")) + f"; kept {best}")
+        note = (f"auto: SQNR against fp32 on {len(probe[0])} calibration samples: "
+                + ", ".join(f"{k} {score[k]:.2f} dB" if quantized[k] else f"{k} quantized nothing" for k in ("pt2e", "aeq"))
+                + f"; kept {best}")
         return replace(steps[best], notes=(*steps[best].notes, note))
 
     def tensor_specs(self, model_path, card):
         return tflite_tensor_specs(model_path, card)
+
+
+def _has_integer_tensors(path: Path) -> bool:
+    from edgezoo.runtimes.litert import _interp
+
+    it = _interp().Interpreter(model_path=str(path))
+    return any(np.dtype(d["dtype"]).kind in "iu" and d["quantization"][0] for d in it.get_tensor_details())
 
 
 def tflite_operators(path: Path) -> list[dict]:
@@ -167,4 +182,6 @@ def tflite_tensor_specs(model_path: Path, card) -> tuple[list[dict], list[dict]]
             out["quantization"] = {"scale": [float(scale)], "zero_point": [int(zero)], "dtype": np.dtype(d["dtype"]).name, "where": "tensor"}
         return out
 
-    return [spec(d, card.input.layout) for d in it.get_input_details()], [spec(d) for d in it.get_output_details()]
+    layouts = [i.layout for i in card.inputs]
+    return ([spec(d, layouts[k] if k < len(layouts) else "") for k, d in enumerate(it.get_input_details())],
+            [spec(d) for d in it.get_output_details()])

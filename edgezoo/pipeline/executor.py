@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo import registry
-from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError
+from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError, first_line
 from edgezoo.formats.base import Artifact, Context
 from edgezoo.pipeline import compat
 from edgezoo.pipeline.plan import Plan, check_writable
 from edgezoo.schemas.report import Latency, MicroReport, OpSupport, Quality
+from edgezoo.stages import Step
 
 Progress = Callable[[str], None]
 CHECK_CALIBRATION_SAMPLES = 16  # `check`: sizes and operators do not depend on calibration
@@ -64,6 +65,7 @@ class Outcome:
     verdicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     source_note: str = ""
+    eval_note: str = ""  # what the variants were evaluated on
     report: object = None  # the Report record, once the bundle is written
 
     @property
@@ -98,30 +100,13 @@ class _Stage:
 
 
 def load_data(plan: Plan):
-    """(calibration inputs, eval inputs, eval labels or None, calibration record)."""
-    card = plan.card
-    if plan.source == "onnx-file":
-        if plan.calib_data is None:
-            # no data of the user's: fidelity against fp32 on seeded normal noise, labelled as such
-            noise = np.random.default_rng(0).standard_normal((32, *card.input.shape[1:])).astype(np.float32)
-            return np.zeros((0, *card.input.shape[1:]), np.float32), noise, None, None
-        try:
-            data = np.load(plan.calib_data, allow_pickle=False)
-        except ValueError as exc:
-            raise UsageError(f"{plan.calib_data} is not a readable .npy array: {exc}") from exc
-        want = tuple(card.input.shape[1:])
-        if data.ndim == len(want):
-            data = data[None]
-        if tuple(data.shape[1:]) != want:
-            raise ModelFileError(
-                f"calibration data {plan.calib_data} has samples of shape {list(data.shape[1:])}; the model takes {list(want)}",
-                hint="save an array of shape N x " + "x".join(map(str, want)),
-            )
-        data = data.astype(np.float32)
-        from edgezoo.hashing import sha256_bytes
+    """The samples of a run (:class:`edgezoo.intake.data.UserData`): the card's dataset
+    splits for a zoo model, the user's samples (with a held-out part) for their own."""
+    from edgezoo.intake.data import UserData, load_user_data
 
-        rec = {"dataset": str(plan.calib_data), "split": "all", "samples": int(min(len(data), plan.calibration_samples)), "sha256": sha256_bytes(data.tobytes())}
-        return data[: plan.calibration_samples], data, None, rec
+    card = plan.card
+    if plan.source != "zoo":
+        return load_user_data(card, plan.calib_data, plan.eval_data, plan.calibration_samples)
     from edgezoo.zoo import datasets
 
     ev = card.evaluation
@@ -130,22 +115,36 @@ def load_data(plan: Plan):
     x_cal = datasets.preprocess_split(calib, card)[: plan.calibration_samples]
     x_eval = datasets.preprocess_split(evs, card)
     rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(len(x_cal)), "sha256": calib.sha256}
-    return x_cal, x_eval, evs.labels, rec
+    return UserData([x_cal], [x_eval], evs.labels, None, rec, f"{ev.dataset}:{ev.eval_split}")
 
 
 def _noise_calibration(plan: Plan):
-    x = np.random.default_rng(0).standard_normal((CHECK_CALIBRATION_SAMPLES, *plan.card.input.shape[1:])).astype(np.float32)
-    return x, x[:0], None, None
+    from edgezoo.intake.data import UserData
+
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((CHECK_CALIBRATION_SAMPLES, *i.shape[1:])).astype(np.float32) for i in plan.card.inputs]
+    return UserData(x, [a[:0] for a in x], None, None, None, "noise")
 
 
-def torch_outputs(model, x: np.ndarray) -> list[np.ndarray]:
+def _reload_user_model(plan: Plan):
+    from edgezoo.intake import torch_source
+
+    if plan.source == "pt2":
+        return torch_source.pt2_module(torch_source.load_pt2(plan.source_path)[0])
+    return torch_source.load_factory(plan.source_spec, plan.weights_path)
+
+
+def torch_outputs(model, feeds: list[np.ndarray], batch: int = 32) -> list[np.ndarray]:
+    """The model's outputs on N samples; ``batch=1`` for models fixed to a batch of one (a
+    user's .pt2 or factory module)."""
     import torch
 
     chunks = []
+    n = len(feeds[0])
     with torch.no_grad():
-        for i in range(0, len(x), 32):
-            y = model(torch.from_numpy(x[i : i + 32]))
-            chunks.append([t.numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))])
+        for i in range(0, n, batch):
+            y = model(*[torch.from_numpy(f[i : i + batch]) for f in feeds])
+            chunks.append([t.detach().numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))])
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
@@ -190,11 +189,11 @@ class Executor:
             else:
                 data = self.shared.data or load_data(plan)
                 self.shared.data = data
-        x_cal, x_eval, labels, calib_rec = data
-        ctx = Context(plan, work, [], x_cal, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
-        out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec)
+        x_eval, labels, calib_rec = data.eval, data.labels, data.record
+        ctx = Context(plan, work, [], data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
+        out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note)
         torch_ref = self._load_source(ctx, x_eval, check_only)
-        out.source_note = (f"{plan.source_path.name} as given" if plan.source == "onnx-file"
+        out.source_note = (f"{plan.source_path.name} as given" if plan.source != "zoo"
                            else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")
 
         with self.stage("check compatibility"):
@@ -243,7 +242,7 @@ class Executor:
         for v in out.variants.values():  # resolve once: the format's runtime unless the artifact names its own
             if v.artifact is not None:
                 v.artifact.runtime = v.artifact.runtime or fmt.runtime
-        self._evaluate(out, x_eval, labels, torch_ref)
+        self._evaluate(out, x_eval, labels, torch_ref, data.reference)
         self._measure_latency(out, latency_threads or [plan.threads])
         out.verdicts, warnings = judge(plan, out.variants)
         out.warnings = list(plan.warnings) + self.format.operator_warnings(out.operators) + warnings
@@ -262,12 +261,36 @@ class Executor:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _load_source(self, ctx: Context, x_eval: np.ndarray, check_only: bool):
-        """The PyTorch model of a zoo card (verified or random weights) and its reference
-        outputs on the evaluation inputs; None for a user's ONNX file."""
+    def _load_source(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):
+        """The source model in the form the format is built from, and the source's own
+        outputs on the evaluation inputs (the reference the fp32 export must match):
+        - zoo: the card's architecture with verified (or seeded random) weights;
+        - torch-factory / pt2: the user's module;
+        - onnx-file: the normalised graph (``ctx.onnx_source``), run in onnxruntime, and
+          for formats built from PyTorch, the module onnx2torch rebuilds from it."""
         plan = self.plan
-        if plan.source != "zoo":
-            return None
+        if plan.source == "onnx-file":
+            return self._load_onnx_file(ctx, x_eval, check_only)
+        if plan.source in ("torch-factory", "pt2"):
+            with self.stage("load model"):
+                if self.shared.torch_model is None:
+                    self.shared.torch_model = plan.source_model if plan.source_model is not None else _reload_user_model(plan)
+                ctx.torch_model = self.shared.torch_model
+                ctx.weights_sha = plan.card.version().weights.sha256
+                if plan.source == "torch-factory" and plan.weights_path is None:
+                    ctx.weights_sha = "factory initialisation (no --weights)"
+                from edgezoo import __version__
+
+                ctx.lineage.append(Step("load-torch", "edgezoo", __version__, {"source": plan.source_path.name, "kind": plan.source},
+                                        plan.card.version().weights.sha256, "in-memory"))
+                if self.shared.torch_ref is None and len(x_eval[0]):
+                    try:
+                        self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval, batch=1)
+                    except Exception as exc:  # the user's code, whatever it raises
+                        raise ModelFileError(f"{plan.source_spec} fails on the evaluation samples: {type(exc).__name__}: "
+                                             f"{first_line(exc)[:200]}",
+                                             hint="check the samples' shapes against the model (run with --debug for the traceback)") from exc
+            return self.shared.torch_ref
         from edgezoo.stages import torch_to_onnx
         from edgezoo.zoo.sources import resolve_weights
 
@@ -277,12 +300,52 @@ class Executor:
         ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
         with self.stage("load model"):
             if self.shared.torch_model is None:
-                recalib = ctx.x_cal if plan.weights == "random" and not check_only else None
+                recalib = ctx.x_cal[0] if plan.weights == "random" and not check_only else None
                 self.shared.torch_model = torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
             ctx.torch_model = self.shared.torch_model
-            if self.shared.torch_ref is None and len(x_eval):
+            if self.shared.torch_ref is None and len(x_eval[0]):
                 self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
         return self.shared.torch_ref
+
+    def _load_onnx_file(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):
+        from edgezoo import __version__
+        from edgezoo.hashing import sha256_file
+        from edgezoo.intake import onnx_file
+
+        plan = self.plan
+        with self.stage("normalise onnx"):
+            digest = sha256_file(plan.source_path)
+            ctx.lineage.append(Step("load-onnx", "edgezoo", __version__, {"file": plan.source_path.name}, digest, digest))
+            raw = ctx.work / "source.onnx"
+            shapes = {i.name: i.shape for i in plan.card.inputs}
+            ctx.lineage.extend(onnx_file.normalise(plan.source_path, raw, shapes, min_opset=plan.min_opset))
+            ctx.onnx_source = raw
+        ref = None
+        from edgezoo.formats.onnx import check_onnx
+
+        # the source's outputs are the reference; a graph onnxruntime cannot run has none (and
+        # an ONNX-built format's own check then names the operator)
+        if len(x_eval[0]) and not compat.unsupported(compat.group(check_onnx(raw))):
+            from edgezoo.runtimes.base import run_batch
+
+            with self.stage("run source model"):
+                ref = run_batch(registry.runtime("onnxruntime").open(raw, self.plan.threads), x_eval)
+        plugin = self.format
+        if plugin.built_from == "torch":
+            from edgezoo.intake.bridge import onnx_to_torch
+            from edgezoo.stages.simplify import simplify
+
+            with self.stage("bridge onnx to pytorch"):
+                simplified = ctx.work / "bridge-source.onnx"
+                ctx.lineage.append(simplify(raw, simplified))
+                probe = ctx.x_cal if len(ctx.x_cal[0]) else x_eval
+                if not len(probe[0]):
+                    probe = [np.random.default_rng(0).standard_normal((4, *i.shape[1:])).astype(np.float32) for i in plan.card.inputs]
+                onnx_formats = [n for n in plan.target.formats if registry.format(n).built_from == "onnx"]
+                ctx.torch_model, step = onnx_to_torch(simplified, probe, target_id=plan.target_id, onnx_formats=onnx_formats)
+                ctx.lineage.append(step)
+                ctx.weights_sha = step.input_sha256
+        return ref
 
     def _operators_ok(self, out: Outcome, check_only: bool) -> bool:
         """In a check, an unsupported operator ends the run with the report; elsewhere it is
@@ -294,7 +357,7 @@ class Executor:
         compat.require_supported(out.operators, self.plan.target_id, self.format.runtime)
         return True
 
-    def _evaluate(self, out: Outcome, x_eval: np.ndarray, labels, torch_ref) -> None:
+    def _evaluate(self, out: Outcome, x_eval: list[np.ndarray], labels, torch_ref, reference=None) -> None:
         from edgezoo.runtimes.base import run_batch
 
         with self.stage("evaluate"):
@@ -308,12 +371,18 @@ class Executor:
                 if ref is None:
                     ref = outputs
                 v.quality = self.task.compare(ref, outputs, labels)
+                if reference is not None:  # the user's own expected outputs (--eval-data)
+                    given = self.task.compare(reference, outputs, None)
+                    v.quality.metrics["reference_agreement"] = given.agreement
+                    if given.sqnr_db is not None:
+                        v.quality.metrics["reference_sqnr_db"] = given.sqnr_db
             if torch_ref is not None and ref is not None:
                 out.export_check = self.task.compare(torch_ref, ref, labels)
         ec = out.export_check
         if ec is not None and ec.agreement < 99.5:
+            source = "the source model" if self.plan.source != "zoo" else "PyTorch"
             raise PipelineError(
-                f"the exported {self.plan.format} fp32 model disagrees with PyTorch on {100 - ec.agreement:.1f}% of samples "
+                f"the exported {self.plan.format} fp32 model disagrees with {source} on {100 - ec.agreement:.1f}% of samples "
                 f"(max abs diff {ec.max_abs_diff:.3g})"
             )
 
@@ -374,6 +443,12 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
                         f"target {plan.target_id} allows {budgets.max_accuracy_drop:g}",
                         hint="try another calibration method or precision, or pass --allow-over-budget",
                     )
+        if q is not None and plan.precision in ("int8", "dynamic-int8") and q.sqnr_db is None and q.max_abs_diff == 0.0:
+            # a bundle labelled int8 that is the fp32 model would say something untrue
+            raise PipelineError(
+                f"the {plan.precision} build of {plan.model_id} computes exactly what fp32 does: the quantizer "
+                f"({chosen.artifact.runtime}) left every operator in float",
+                hint="choose --precision fp32 (or another format whose quantizer covers these operators)")
         if q is not None and q.sqnr_db is not None and q.sqnr_db < 10.0:
             warnings.append(f"{plan.precision} output fidelity is poor: SQNR {q.sqnr_db:.1f} dB against fp32 (agreement {q.agreement:.1f}%)")
     return verdicts, warnings

@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgezoo.errors import ModelFileError, OutputExistsError, UsageError
-from edgezoo.schemas.card import Card, Evaluation, InputSpec, Origin, Preprocess, Reference, Version, WeightsSource
+from edgezoo.errors import OutputExistsError, UsageError
+from edgezoo.schemas.card import Card
 from edgezoo.schemas.target import PRECISIONS, Quantization, Target
 
 
@@ -21,7 +21,7 @@ from edgezoo.schemas.target import PRECISIONS, Quantization, Target
 class Plan:
     model_id: str
     model_version: str
-    source: str  # "zoo" | "onnx-file"
+    source: str  # "zoo" | "onnx-file" | "torch-factory" | "pt2"
     weights: str  # "pretrained" | "random" | "local"
     target_id: str
     target_sha256: str  # of the profile file this plan was made from
@@ -40,11 +40,15 @@ class Plan:
     source_path: Path | None = None
     weights_path: Path | None = None
     calib_data: Path | None = None
+    eval_data: Path | None = None
+    source_spec: str = ""  # what the user typed (module.py:factory keeps its factory name)
+    min_opset: int = 0  # an ONNX file below it is upgraded (the quantizer needs it)
     force: bool = False
     allow_over_budget: bool = False
     tflite_quantizer: str = "auto"
     card: Card = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     target: Target = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    source_model: object = field(default=None, repr=False, compare=False)  # the user's PyTorch module, loaded while planning
 
     def summary(self) -> dict:
         from edgezoo.schemas._strict import dump
@@ -52,7 +56,9 @@ class Plan:
         out = {
             "model": self.model_id,
             "version": self.model_version,
-            "source": str(self.source_path) if self.source_path else "zoo",
+            "source": (self.source_spec or str(self.source_path)) if self.source_path else "zoo",
+            "source_kind": self.source,
+            "task": self.card.task if self.card is not None else "",
             "weights": self.weights if self.weights != "local" else f"local: {self.weights_path}",
             "target": self.target_id,
             "runtime": self.runtime,
@@ -84,90 +90,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def card_for_onnx(path: Path, input_shape: tuple[int, ...] | None, license: str | None) -> Card:
-    """A minimal card for a user's own ONNX file: its contract is read from the file."""
-    from edgezoo.errors import require
-
-    onnx = require("onnx", extra="onnx", purpose="reading ONNX files")
-    if not path.is_file():
-        raise UsageError(f"model file {path} does not exist", hint="check the path, or name a zoo model from `edgezoo list`")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-        onnx.checker.check_model(model)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path} is not a valid ONNX model: {first[:200]}", hint="export it again, or check that it is the right file") from None
-    inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ModelFileError(f"{path} has {len(inputs)} inputs; edgezoo exports single-input models", hint="wrap the model so it takes one tensor")
-    inp = inputs[0]
-    if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise ModelFileError(f"{path}: input {inp.name!r} is not float32", hint="export the model with a float32 input")
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
-    if input_shape is None:
-        if any(d is None for d in dims):
-            raise UsageError(f"{path}: input {inp.name!r} has dynamic dimensions {dims}", hint="pass --input-shape, e.g. --input-shape 1x3x224x224")
-        shape = tuple(dims)
-    else:
-        shape = input_shape
-        if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
-            raise ModelFileError(
-                f"--input-shape {'x'.join(map(str, shape))} does not match {path.name}'s input {inp.name!r} of shape "
-                + "x".join("?" if d is None else str(d) for d in dims),
-                hint="give the model's own shape, fixing only its dynamic dimensions",
-            )
-    if shape[0] != 1:
-        raise UsageError(f"batch size {shape[0]} is not supported; edge bundles run one sample at a time", hint="use a batch dimension of 1")
-    convs = sum(1 for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose"))
-    stat = path.stat()
-    from edgezoo.hashing import sha256_file
-
-    digest = sha256_file(path)
-    layout = "NCHW" if len(shape) == 4 else "NC"
-    return Card(
-        id=_slug(path.stem),
-        name=path.name,
-        task="image-classification",
-        summary=f"User model {path.name}",
-        description=f"A model brought by the user from {path}.",
-        license=license or "NOASSERTION",
-        license_notes="" if license else "No licence was given (--license); the bundle records NOASSERTION.",
-        architecture="onnx-file",
-        params=sum(_numel(i) for i in model.graph.initializer),
-        macs=0,
-        labels="",
-        default_version="local",
-        origin=Origin(authors="user", url=str(path)),
-        input=InputSpec(name=inp.name, shape=shape, dtype="float32", layout=layout),
-        preprocess=Preprocess(kind="tensor", scale=1.0, mean=(0.0,), std=(1.0,), raw_range=(float("-inf"), float("inf"))),
-        evaluation=Evaluation(dataset="user", calibration_split="calib", eval_split="calib", metric="fidelity", description="samples given with --calib-data"),
-        versions=(
-            Version(
-                version="local",
-                weights=WeightsSource(kind="package", sha256=digest, bytes=stat.st_size, format="safetensors", path=str(path)),
-                reference=Reference(dataset="none", metric="none", value=0.0, source="user model"),
-                released="",
-                training="unknown",
-            ),
-        ),
-        tags=("cnn",) if convs else (),
-    )
-
-
-def _numel(init) -> int:
-    n = 1
-    for d in init.dims:
-        n *= d
-    return n
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9_\-]+", "-", text.lower()).strip("-") or "model"
-
-
 def check_writable(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +109,11 @@ def make_plan(
     weights: str = "pretrained",
     weights_path: Path | None = None,
     source_path: Path | None = None,
+    source_kind: str = "zoo",
+    source_spec: str = "",
+    source_model: object = None,
     calib_data: Path | None = None,
+    eval_data: Path | None = None,
     out_dir: Path = Path("dist"),
     calibration_method: str | None = None,
     calibration_samples: int | None = None,
@@ -214,13 +140,9 @@ def make_plan(
             hint=f"it supports {', '.join(spec.precisions)}",
         )
     warnings = []
-    if source_path is not None and plugin.built_from != "onnx":
-        onnx_ok = [n for n in target.formats if registry.format(n).built_from == "onnx"]
-        raise UsageError(
-            f"format {fmt} is built from a PyTorch model, and an ONNX file cannot be converted to it yet (target {target.id})",
-            hint="export from the PyTorch model" + (", or pass " + " or ".join(f"--format {n}" for n in onnx_ok) if onnx_ok else
-                                                    f"; target {target.id} takes no format built from ONNX"),
-        )
+    if source_kind == "onnx-file" and plugin.built_from == "torch":
+        warnings.append(f"{fmt} is built from PyTorch: the ONNX file is rebuilt as a PyTorch graph (onnx2torch) and checked "
+                        "against onnxruntime on your samples before conversion")
     if spec.proxy:
         warnings.append(f"host measurements are a proxy: {spec.proxy}")
     version = card.version()
@@ -245,10 +167,15 @@ def make_plan(
     if precision == "int8" and source_path is not None and calib_data is None and not for_check:
         raise UsageError(
             "static int8 needs calibration data for your own model, and none was given",
-            hint="pass --calib-data samples.npy (N x input shape, already preprocessed), or choose --precision fp32, fp16 or dynamic-int8",
+            hint="pass --calib-data samples.npy (N x input shape, already preprocessed; .npz keyed by input name for several inputs), "
+                 "or choose --precision fp32, fp16 or dynamic-int8",
         )
-    if calib_data is not None and not calib_data.is_file():
-        raise UsageError(f"calibration data {calib_data} does not exist", hint="pass a .npy file of N preprocessed samples")
+    for what, p in (("calibration data", calib_data), ("evaluation data", eval_data)):
+        if p is not None and not p.is_file():
+            raise UsageError(f"{what} {p} does not exist", hint="pass a .npy file (one input) or an .npz keyed by input name")
+    if source_path is None and (calib_data is not None or eval_data is not None):
+        raise UsageError("--calib-data and --eval-data apply to your own models; a zoo card brings its own data",
+                         hint=f"see `edgezoo info {card.id}` for the data it is calibrated and evaluated on")
     host = os.cpu_count() or 1
     n_threads = threads or min(target.threads, host)
     if threads and threads > host:
@@ -262,13 +189,17 @@ def make_plan(
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
     steps = [] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
     if plugin.built_from == "onnx":
-        steps += plugin.source_steps("onnx-file" if source_path is not None else "zoo")
+        steps += plugin.source_steps(source_kind)
+    elif source_kind == "onnx-file":
+        steps += ["load-onnx", "normalise-onnx", "simplify", "onnx-to-torch"]
+    elif source_kind != "zoo":
+        steps += ["load-torch"]
     steps += plugin.steps(precision, spec)
     steps += ["evaluate", "benchmark-latency", "bundle"]
     return Plan(
         model_id=card.id,
         model_version=version.version,
-        source="onnx-file" if source_path is not None else "zoo",
+        source=source_kind,
         weights=weights,
         target_id=target.id,
         target_sha256=target_sha256,
@@ -287,9 +218,22 @@ def make_plan(
         source_path=source_path,
         weights_path=weights_path,
         calib_data=calib_data,
+        eval_data=eval_data,
+        source_spec=source_spec,
+        min_opset=_min_opset(source_kind, precision),
         force=force,
         allow_over_budget=allow_over_budget,
         tflite_quantizer=tflite_quantizer,
         card=card,
         target=target,
+        source_model=source_model,
     )
+
+
+def _min_opset(source_kind: str, precision: str) -> int:
+    """An ONNX file at an old opset is upgraded when it is quantized: onnxruntime's QDQ
+    quantizer writes per-channel (axis) QuantizeLinear, which needs opset 13, and produces
+    an invalid graph below it."""
+    from edgezoo.intake.onnx_file import MIN_QUANT_OPSET
+
+    return MIN_QUANT_OPSET if source_kind == "onnx-file" and precision in ("int8", "dynamic-int8") else 0

@@ -63,7 +63,7 @@ class InputSpec:
     name: str
     shape: tuple[int, ...]
     dtype: Literal["float32"]
-    layout: Literal["NCHW", "NC"]
+    layout: Literal["NCHW", "NC", "any"]  # "any": a user's tensor of any rank, taken as given
 
     def validate(self) -> None:
         if not self.shape or any(d <= 0 for d in self.shape):
@@ -142,6 +142,12 @@ class Card:
     evaluation: Evaluation
     versions: tuple[Version, ...]
     tags: tuple[str, ...] = ()
+    extra_inputs: tuple[InputSpec, ...] = ()  # models with several inputs: the ones after ``input``
+    output_names: tuple[str, ...] = ()  # names the exported graph gives its outputs (default: the task's)
+
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        return (self.input, *self.extra_inputs)
 
     def validate(self) -> None:
         from edgezoo import registry
@@ -158,6 +164,9 @@ class Card:
             raise ValueError("versions must be unique")
         if self.default_version not in names:
             raise ValueError(f"default_version {self.default_version!r} is not among versions {names}")
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"input names must be unique: {names}")
         channels = self.input.shape[1] if self.input.layout == "NCHW" else 1
         if len(self.preprocess.mean) not in (1, channels):
             raise ValueError(f"preprocess.mean has {len(self.preprocess.mean)} values for {channels} channels")

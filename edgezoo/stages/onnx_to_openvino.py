@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import PipelineError, require
+from edgezoo.errors import PipelineError, first_line, require
 from edgezoo.hashing import sha256_file
 from edgezoo.stages import Step
 
@@ -44,14 +44,14 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
         ov.save_model(model, str(out_xml), compress_to_fp16=compress_to_fp16)
         canonicalize_names(out_xml)
     except Exception as exc:
-        raise PipelineError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise PipelineError(f"OpenVINO conversion failed: {first_line(exc)[:300]}") from exc
     return Step(
         "convert-openvino", "openvino.convert_model", ov.__version__, {"compress_to_fp16": compress_to_fp16},
         sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")),
     )
 
 
-def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: str, input_name: str) -> Step:
+def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str) -> Step:
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
     import contextlib
@@ -60,14 +60,16 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: np.ndarray, calib_sha: 
     nncf.set_log_level(logging.ERROR)
     try:
         model = ov.convert_model(str(onnx_path))
-        dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
+        n = len(calib[0])
+        # one sample per item; several inputs go in as a tuple in the model's input order
+        dataset = nncf.Dataset([calib[0][i : i + 1] if len(calib) == 1 else tuple(f[i : i + 1] for f in calib) for i in range(n)])
         # defaults: performance preset (symmetric), MinMax ranges, fast bias correction;
         # NNCF draws progress bars on the terminal, which would break --json and our own progress
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            quantized = nncf.quantize(model, dataset, subset_size=len(calib))
+            quantized = nncf.quantize(model, dataset, subset_size=n)
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
         canonicalize_names(out_xml)
     except Exception as exc:
-        raise PipelineError(f"NNCF quantization failed: {str(exc).strip().splitlines()[0][:300]}") from None
-    params = {"preset": "performance", "subset_size": int(len(calib)), "calibration_sha256": calib_sha}
+        raise PipelineError(f"NNCF quantization failed: {first_line(exc)[:300]}") from exc
+    params = {"preset": "performance", "subset_size": int(n), "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import PipelineError, UsageError, require
+from edgezoo.errors import PipelineError, UsageError, first_line, require
 from edgezoo.hashing import sha256_file
 from edgezoo.stages import Step
 
@@ -28,12 +28,23 @@ class StaticConfig:
 
 
 def _quant():
-    import logging
-
-    # the quantizer logs advice through the root logger ("consider pre-processing"); we
-    # measured that pre-processing does not help these models, so keep the output clean
-    logging.getLogger().setLevel(logging.ERROR)
     return require("onnxruntime.quantization", package="onnxruntime", extra="onnx", purpose="onnxruntime quantization")
+
+
+class _QuietRoot:
+    """The quantizer logs advice through the root logger ("consider pre-processing"; we
+    measured that pre-processing does not help these models): silence it for the call
+    only, leaving the caller's logging configuration as it was."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
 
 
 def _qtype(q, name: str):
@@ -43,8 +54,8 @@ def _qtype(q, name: str):
 class _Reader:
     """Feeds calibration samples one at a time (the models have batch size 1)."""
 
-    def __init__(self, input_name: str, data: np.ndarray):
-        self._it = iter([{input_name: data[i : i + 1]} for i in range(len(data))])
+    def __init__(self, input_names: list[str], feeds: list[np.ndarray]):
+        self._it = iter([{n: f[i : i + 1] for n, f in zip(input_names, feeds)} for i in range(len(feeds[0]))])
 
     def get_next(self):
         return next(self._it, None)
@@ -53,16 +64,16 @@ class _Reader:
         pass
 
 
-def _input_name(path: Path) -> str:
+def _input_names(path: Path) -> list[str]:
     onnx = require("onnx", extra="onnx", purpose="loading ONNX models")
     model = onnx.load(str(path), load_external_data=False)
     inits = {i.name for i in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in inits)
+    return [i.name for i in model.graph.input if i.name not in inits]
 
 
-def quantize_static(src: Path, out: Path, calib: np.ndarray, cfg: StaticConfig) -> Step:
+def quantize_static(src: Path, out: Path, calib: list[np.ndarray], cfg: StaticConfig) -> Step:
     q = _quant()
-    if len(calib) == 0:
+    if not len(calib) or len(calib[0]) == 0:
         raise UsageError("static int8 needs calibration data, and none was given", hint="pass --calib-data, or choose --precision fp32/fp16/dynamic-int8")
     method = {
         "minmax": q.CalibrationMethod.MinMax,
@@ -73,28 +84,29 @@ def quantize_static(src: Path, out: Path, calib: np.ndarray, cfg: StaticConfig) 
     if cfg.format not in formats:  # a scheme meant for another runtime must not slip through as QOperator
         raise PipelineError(f"onnxruntime quantization has no {cfg.format!r} format", hint="use a qdq or qoperator scheme for ONNX")
     fmt = formats[cfg.format]
-    reader = _Reader(_input_name(src), calib)
+    reader = _Reader(_input_names(src), calib)
     with tempfile.TemporaryDirectory(prefix="edgezoo-calib-") as tmp:
         # the calibrator writes an augmented copy of the model next to its cache; keep it private
         try:
-            q.quantize_static(
-                str(src),
-                str(out),
-                reader,
-                quant_format=fmt,
-                per_channel=cfg.per_channel,
-                reduce_range=cfg.reduce_range,
-                activation_type=_qtype(q, cfg.activation_type),
-                weight_type=_qtype(q, cfg.weight_type),
-                calibrate_method=method,
-                nodes_to_exclude=list(cfg.nodes_to_exclude) or None,
-                extra_options={"CalibTensorRangeSymmetric": False},
-                calibration_cache_path=Path(tmp) / "calibration.cache" if _supports_cache(q) else None,
-            )
+            with _QuietRoot():
+                q.quantize_static(
+                    str(src),
+                    str(out),
+                    reader,
+                    quant_format=fmt,
+                    per_channel=cfg.per_channel,
+                    reduce_range=cfg.reduce_range,
+                    activation_type=_qtype(q, cfg.activation_type),
+                    weight_type=_qtype(q, cfg.weight_type),
+                    calibrate_method=method,
+                    nodes_to_exclude=list(cfg.nodes_to_exclude) or None,
+                    extra_options={"CalibTensorRangeSymmetric": False},
+                    calibration_cache_path=Path(tmp) / "calibration.cache" if _supports_cache(q) else None,
+                )
         except UsageError:
             raise
         except Exception as exc:
-            raise PipelineError(f"onnxruntime static quantization failed: {str(exc).splitlines()[0]}") from None
+            raise PipelineError(f"onnxruntime static quantization failed: {first_line(exc)}") from exc
     params = asdict(cfg)
     params["nodes_to_exclude"] = list(cfg.nodes_to_exclude)
     return Step(
@@ -116,9 +128,10 @@ def _supports_cache(q) -> bool:
 def quantize_dynamic(src: Path, out: Path, weight_type: str = "int8") -> Step:
     q = _quant()
     try:
-        q.quantize_dynamic(str(src), str(out), weight_type=_qtype(q, weight_type), per_channel=False)
+        with _QuietRoot():
+            q.quantize_dynamic(str(src), str(out), weight_type=_qtype(q, weight_type), per_channel=False)
     except Exception as exc:
-        raise PipelineError(f"onnxruntime dynamic quantization failed: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"onnxruntime dynamic quantization failed: {first_line(exc)}") from exc
     return Step(
         stage="quantize-dynamic-int8",
         tool="onnxruntime.quantization.quantize_dynamic",
@@ -137,7 +150,7 @@ def convert_fp16(src: Path, out: Path) -> Step:
         # keep_io_types: the bundle still takes and returns float32, so the runner is unchanged
         converted = f16.convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:
-        raise PipelineError(f"fp16 conversion failed: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"fp16 conversion failed: {first_line(exc)}") from exc
     onnx.save(converted, str(out))
     return Step(
         stage="convert-fp16",

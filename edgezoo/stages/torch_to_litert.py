@@ -23,7 +23,7 @@ import numpy as np
 
 from edgezoo.errors import PipelineError, require
 from edgezoo.hashing import sha256_file
-from edgezoo.stages import Step
+from edgezoo.stages import Step, count, example_args, sample_args
 
 
 def _quiet():
@@ -54,15 +54,15 @@ def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
     torch = require("torch", extra="torch", purpose="PyTorch to LiteRT conversion")
     with _quiet():
         lt = _lt()
-        args = (torch.zeros(tuple(card.input.shape), dtype=torch.float32),)
+        args = example_args(card)
         try:
             out.write_bytes(lt.convert(model, args).model_content())
         except Exception as exc:
-            raise PipelineError(f"litert-torch could not convert {card.id}: {_first_line(exc)}") from None
-    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layout": card.input.layout}, weights_sha, sha256_file(out))
+            raise PipelineError(f"litert-torch could not convert {card.id}: {_first_line(exc)}") from exc
+    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layouts": [i.layout for i in card.inputs]}, weights_sha, sha256_file(out))
 
 
-def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
+def quantize_pt2e(model, card, out: Path, calib: list[np.ndarray], calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
     """``strict=False`` is litert-torch's documented recipe (benchmarks compare against it)."""
     torch = require("torch", extra="torch", purpose="PT2E quantization")
     with _quiet():
@@ -71,20 +71,20 @@ def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str, per
         from litert_torch.quantize.quant_config import QuantConfig
         from torchao.quantization.pt2e import quantize_pt2e
 
-        args = (torch.from_numpy(calib[:1]),)
+        args = sample_args(calib, 0)
         try:
             torch.manual_seed(0)
             graph = _export_for_pt2e(torch, model, args) if strict else torch.export.export(model, args).module()
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
             graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():
-                for i in range(len(calib)):
-                    graph(torch.from_numpy(calib[i : i + 1]))
+                for i in range(count(calib)):
+                    graph(*sample_args(calib, i))
             graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
             out.write_bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
         except Exception as exc:
-            raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from None
-    params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if strict else "torch.export", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
+            raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from exc
+    params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if strict else "torch.export", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": count(calib), "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_file(out))
 
 
@@ -106,26 +106,31 @@ def _aeq(fp32: Path):
     return quantizer.Quantizer(bytearray(fp32.read_bytes()))
 
 
-def _signature(fp32: Path) -> tuple[str, str]:
+def _signature(fp32: Path) -> tuple[str, list[str]]:
+    """The signature key and its input names in the order of the model's inputs."""
     mod = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert", purpose="LiteRT")
-    sigs = mod.Interpreter(model_path=str(fp32)).get_signature_list()
+    it = mod.Interpreter(model_path=str(fp32))
+    sigs = it.get_signature_list()
     key = next(iter(sigs))
-    return key, sigs[key]["inputs"][0]
+    runner_inputs = it.get_signature_runner(key).get_input_details()  # signature name -> details (with the tensor index)
+    order = {d["index"]: i for i, d in enumerate(it.get_input_details())}
+    return key, sorted(runner_inputs, key=lambda n: order.get(runner_inputs[n]["index"], 0))
 
 
-def quantize_aeq_static(fp32: Path, out: Path, calib: np.ndarray, calib_sha: str) -> Step:
+def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sha: str) -> Step:
     with _quiet():
         from ai_edge_quantizer import recipe
 
         q = _aeq(fp32)
         q.load_quantization_recipe(recipe.static_wi8_ai8())
-        key, name = _signature(fp32)
+        key, names = _signature(fp32)
         try:
-            result = q.calibrate({key: [{name: calib[i : i + 1]} for i in range(len(calib))]}, num_threads=1)
+            samples = [{name: f[i : i + 1] for name, f in zip(names, calib)} for i in range(count(calib))]
+            result = q.calibrate({key: samples}, num_threads=1)
             out.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
         except Exception as exc:
-            raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from None
-    params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": int(len(calib)), "calibration_sha256": calib_sha}
+            raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from exc
+    params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": count(calib), "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
 
 
@@ -138,7 +143,7 @@ def quantize_aeq_dynamic(fp32: Path, out: Path) -> Step:
         try:
             out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
         except Exception as exc:
-            raise PipelineError(f"AI Edge Quantizer dynamic int8 failed: {_first_line(exc)}") from None
+            raise PipelineError(f"AI Edge Quantizer dynamic int8 failed: {_first_line(exc)}") from exc
     return Step("quantize-dynamic-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "dynamic_wi8_afp32"}, sha256_file(fp32), sha256_file(out))
 
 
@@ -152,7 +157,7 @@ def convert_fp16(fp32: Path, out: Path) -> Step:
         try:
             out.write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
         except Exception as exc:
-            raise PipelineError(f"AI Edge Quantizer fp16 conversion failed: {_first_line(exc)}") from None
+            raise PipelineError(f"AI Edge Quantizer fp16 conversion failed: {_first_line(exc)}") from exc
     return Step("convert-fp16", "ai-edge-quantizer", _version("ai-edge-quantizer"), {"recipe": "weight-only float16 (FLOAT_CASTING)"}, sha256_file(fp32), sha256_file(out))
 
 

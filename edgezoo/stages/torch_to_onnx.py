@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import PipelineError, require
+from edgezoo.errors import PipelineError, first_line, require
 from edgezoo.hashing import sha256_file
 from edgezoo.stages import Step
 
@@ -18,8 +18,8 @@ SEED = 0
 @dataclass(frozen=True)
 class ExportConfig:
     opset: int = 17
-    input_name: str = "input"
-    output_name: str = "logits"
+    input_names: tuple[str, ...] = ("input",)
+    output_names: tuple[str, ...] = ("logits",)
 
 
 def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = None):
@@ -46,7 +46,7 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise PipelineError(f"weights do not fit the {card.architecture} architecture: {str(exc).splitlines()[0]}") from None
+            raise PipelineError(f"weights do not fit the {card.architecture} architecture: {first_line(exc)}") from exc
     elif recalib is not None:
         _reestimate_batchnorm(model, recalib)
     model.eval()
@@ -71,7 +71,7 @@ def _reestimate_batchnorm(model, x: np.ndarray, batch: int = 16) -> None:
 
 def export_onnx(model, card, out: Path, cfg: ExportConfig, weights_sha: str) -> Step:
     torch = require("torch", extra="torch", purpose="exporting to ONNX")
-    dummy = torch.zeros(tuple(card.input.shape), dtype=torch.float32)
+    dummies = tuple(torch.zeros(tuple(i.shape), dtype=torch.float32) for i in card.inputs)
     # The TorchScript exporter gives the classic operator set (GlobalAveragePool, Flatten,
     # Gemm) that onnxruntime's quantizer and int8 kernels fuse best, is deterministic and
     # exports in well under a second; the torch.export-based one (dynamo=True) takes ~5 s
@@ -81,21 +81,22 @@ def export_onnx(model, card, out: Path, cfg: ExportConfig, weights_sha: str) -> 
         try:
             torch.onnx.export(
                 model,
-                (dummy,),
+                dummies,
                 str(out),
-                input_names=[cfg.input_name],
-                output_names=[cfg.output_name],
+                input_names=list(cfg.input_names),
+                output_names=list(cfg.output_names),
                 opset_version=cfg.opset,
                 dynamo=False,
                 do_constant_folding=True,
             )
         except Exception as exc:
-            raise PipelineError(f"ONNX export of {card.id} failed: {str(exc).splitlines()[0]}") from None
+            raise PipelineError(f"ONNX export of {card.id} failed: {first_line(exc)}",
+                                hint="the TorchScript exporter could not trace the model; try another format or export the .onnx yourself") from exc
     return Step(
         stage="export-onnx",
         tool="torch.onnx (TorchScript exporter)",
         tool_version=torch.__version__,
-        params={"opset": cfg.opset, "input": cfg.input_name, "output": cfg.output_name, "batch": 1},
+        params={"opset": cfg.opset, "inputs": list(cfg.input_names), "outputs": list(cfg.output_names), "batch": 1},
         input_sha256=weights_sha,
         output_sha256=sha256_file(out),
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgezoo.errors import PipelineError, first_line, require
 from edgezoo.hashing import sha256_file
-from edgezoo.stages import Step
+from edgezoo.stages import Step, count, example_args, sample_args
 
 _EDGE_OP = re.compile(r"<EdgeOpOverload: ([^>]+)>")
 
@@ -87,8 +87,17 @@ def _operators(gm) -> list[dict]:
 
 
 def _example(card):
-    torch = require("torch", extra="torch", purpose="exporting to ExecuTorch")
-    return (torch.zeros(tuple(card.input.shape), dtype=torch.float32),)
+    require("torch", extra="torch", purpose="exporting to ExecuTorch")
+    return example_args(card)
+
+
+def _export(torch, model, args):
+    """Strict export (the XNNPACK quantizer's annotators match on its metadata); models it
+    cannot trace (a user's .pt2 re-exported, dynamic Python) fall back to non-strict."""
+    try:
+        return torch.export.export(model, args, strict=True)
+    except Exception:  # torch raises many types for untraceable code
+        return torch.export.export(model, args)
 
 
 def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
@@ -96,14 +105,14 @@ def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
     require("executorch", extra="executorch", purpose="exporting to ExecuTorch")
     try:
         with _quiet(), torch.no_grad():
-            _lower(torch.export.export(model, _example(card), strict=True), out)
+            _lower(_export(torch, model, _example(card)), out)
     except Exception as exc:  # torch.export and the lowering raise many types
         raise PipelineError(f"ExecuTorch lowering of {card.id} failed: {first_line(exc)[:300]}") from exc
     return Step("convert-executorch", "executorch (XNNPACK partitioner)", _version(), {"batch": 1, "strict_export": True, "delegate": "xnnpack"},
                 weights_sha, sha256_file(out))
 
 
-def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str) -> Step:
+def quantize_pt2e(model, card, out: Path, calib: list[np.ndarray], calib_sha: str) -> Step:
     torch = require("torch", extra="torch", purpose="quantizing for ExecuTorch")
     require("executorch", extra="executorch", purpose="quantizing for ExecuTorch")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
@@ -112,13 +121,13 @@ def quantize_pt2e(model, card, out: Path, calib: np.ndarray, calib_sha: str) -> 
     try:
         with _quiet(), torch.no_grad():
             quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-            prepared = prepare_pt2e(torch.export.export(model, _example(card), strict=True).module(), quantizer)
-            for i in range(len(calib)):
-                prepared(torch.from_numpy(calib[i : i + 1]))
+            prepared = prepare_pt2e(_export(torch, model, _example(card)).module(), quantizer)
+            for i in range(count(calib)):
+                prepared(*sample_args(calib, i))
             converted = convert_pt2e(prepared)
-            _lower(torch.export.export(converted, _example(card), strict=True), out)
+            _lower(_export(torch, converted, _example(card)), out)
     except Exception as exc:  # torch.export, PT2E and the lowering raise many types
         raise PipelineError(f"ExecuTorch int8 quantization of {card.id} failed: {first_line(exc)[:300]}") from exc
-    params = {"quantizer": "XNNPACKQuantizer", "scheme": "symmetric int8, per-channel weights", "calibration_samples": int(len(calib)),
+    params = {"quantizer": "XNNPACKQuantizer", "scheme": "symmetric int8, per-channel weights", "calibration_samples": count(calib),
               "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "executorch PT2E (XNNPACKQuantizer)", _version(), params, calib_sha, sha256_file(out))
