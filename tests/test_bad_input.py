@@ -180,3 +180,84 @@ def test_report_lists_operators_from_the_runtime_registry(digits_int8):
     rep = json.loads((bundle / "report.json").read_text())
     ops = {o["op_type"]: o for o in rep["operators"]}
     assert ops["Conv"]["count"] == 3 and ops["Conv"]["supported"] and ops["Conv"]["placement"] == "CPU"
+
+
+def test_two_exports_to_the_same_out_never_both_succeed(tmp_path):
+    """Without --force the second of two concurrent exports must not replace the first:
+    the existence check is repeated at the final rename (one succeeds, the other exits 2)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "edgezoo.cli.main", "export", "digits-cnn", "--target", "generic-cpu", "--precision", "fp32",
+           "--out", str(tmp_path)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for rc, err in results if rc == 2)
+    assert "already exists" in loser or "appeared while this export ran" in loser
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits-cnn-generic-cpu-fp32", "digits-cnn-generic-cpu-fp32.tar.gz"]
+    from edgezoo.bundle.verify import verify
+
+    assert verify(tmp_path / "digits-cnn-generic-cpu-fp32").ok
+
+
+def test_bundle_runner_refuses_nan_input(digits_int8, tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    bundle, _, _ = digits_int8
+    x = np.full((8, 8), 5.0, np.float32)
+    x[2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    out = subprocess.run([sys.executable, str(bundle / "run.py"), str(tmp_path / "nan.npy")], capture_output=True, text=True)
+    assert out.returncode == 2 and "NaN" in out.stderr and not out.stdout
+
+
+def test_constant_calibration_data_is_refused_and_no_empty_out_is_left(tiny_onnx, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "flat.npy", np.zeros((40, 3, 16, 16), np.float32))
+    out = tmp_path / "new" / "dist"
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--calib-data", str(tmp_path / "flat.npy"), "--out", str(out), ok=None)
+    _assert_one_line(res, 2, "is the same", "cannot be calibrated")
+    assert not (tmp_path / "new").exists()  # the folders the failed run created are gone
+
+
+def test_collapsed_int8_fidelity_fails_the_budget(tiny_onnx, tmp_path):
+    """Calibrated on samples a thousand times smaller than the ones it is judged on (the
+    held-out end of the file), int8 saturates: exit 4 and nothing written; with
+    --allow-over-budget the bundle says COLLAPSED."""
+    import json
+
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((64, 3, 16, 16)).astype(np.float32)
+    x[:48] *= 1e-3
+    np.save(tmp_path / "skewed.npy", x)
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--calib-data", str(tmp_path / "skewed.npy"),
+                  "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 4, "fidelity collapsed", "--allow-over-budget")
+    assert not (tmp_path / "o").exists()
+    res = run_cli("export", str(tiny_onnx), "--target", "generic-cpu", "--calib-data", str(tmp_path / "skewed.npy"),
+                  "--out", str(tmp_path / "o"), "--allow-over-budget", "--json")
+    rep = json.loads(res.stdout)["report"]
+    assert rep["variants"]["int8"]["quality"]["sqnr_db"] < 3 and any("COLLAPSED" in v for v in rep["verdicts"])
+
+
+def test_calibration_sample_shortfall_is_said(tmp_path):
+    import json
+
+    res = run_cli("export", "digits-cnn", "--target", "generic-cpu", "--calibration-samples", "100000", "--out", str(tmp_path), "--json")
+    rep = json.loads(res.stdout)["report"]
+    assert any("--calibration-samples 100000 asked, but only 200" in w for w in rep["warnings"])
+
+
+def test_calib_data_for_a_zoo_model_is_refused(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "c.npy", np.zeros((4, 1, 8, 8), np.float32))
+    res = run_cli("export", "digits-cnn", "--target", "generic-cpu", "--calib-data", str(tmp_path / "c.npy"), "--out", str(tmp_path), ok=None)
+    _assert_one_line(res, 2, "apply to your own models")

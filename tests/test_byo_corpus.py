@@ -253,3 +253,24 @@ def test_eval_data_with_labels_gives_task_accuracy(tmp_path):
     assert rep["eval_data"].startswith("300 samples of val.npz") and "labelled" in rep["eval_data"]
     manifest = json.loads((Path(data["bundle"]) / "manifest.json").read_text())
     assert manifest["calibration"]["samples"] == 100
+
+
+def test_eval_data_with_reference_outputs(models, tmp_path):
+    """--eval-data with one array per output name: each variant is also compared with the
+    user's own expected outputs (here onnxruntime's, so fp32 agrees fully)."""
+    import onnxruntime as ort
+
+    e = models["two_in_two_out"]
+    with np.load(e.calib) as d:
+        image, extra = d["image"][:12], d["extra"][:12]
+    sess = ort.InferenceSession(str(e.path))
+    outs = [sess.run(None, {"image": image[i : i + 1], "extra": extra[i : i + 1]}) for i in range(12)]
+    np.savez(tmp_path / "val.npz", image=image, extra=extra, scores=np.concatenate([o[0] for o in outs]),
+             features=np.concatenate([o[1] for o in outs]))
+    data = _export(e, "generic-cpu", tmp_path / "o", "--eval-data", str(tmp_path / "val.npz"))
+    rep = data["report"]
+    assert rep["variants"]["fp32"]["quality"]["metrics"]["reference_agreement"] == 100.0
+    assert rep["variants"]["int8"]["quality"]["samples"] == 12
+    assert "reference_sqnr_db" in rep["variants"]["int8"]["quality"]["metrics"]
+    # the calibration file is used whole when evaluation data is given
+    assert json.loads((Path(data["bundle"]) / "manifest.json").read_text())["calibration"]["samples"] == 40

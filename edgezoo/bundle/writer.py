@@ -266,7 +266,14 @@ def write_bundle(result, work: Path) -> None:
     (staging / SUMS).write_text(sums, encoding="utf-8")
     archive_tmp = work / plan.archive.name
     write_tar_gz(staging, archive_tmp)
-    # replace an existing bundle only now, when the new one is complete (--force was checked in the plan)
+    # replace an existing bundle only now, when the new one is complete (--force was checked in the plan);
+    # without --force, a bundle that appeared while this export ran (a second export to the same --out) is kept
+    appeared = [p for p in (plan.bundle_dir, plan.archive) if p.exists()]
+    if appeared and not plan.force:
+        from edgezoo.errors import OutputExistsError
+
+        raise OutputExistsError(f"{appeared[0]} appeared while this export ran (another export to the same --out?); it was kept",
+                                hint="pass --force to replace it, or choose another --out")
     for old in (plan.bundle_dir, plan.archive):
         if old.is_dir():
             shutil.rmtree(old)

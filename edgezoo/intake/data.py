@@ -114,6 +114,11 @@ def load_user_data(card, calib_path: Path | None, eval_path: Path | None, calibr
     note = ""
     if calib_path is not None:
         calib, _ = feeds_from(calib_path, inputs, "calibration data")
+        flat = [name for name, f in zip((i.name for i in inputs), calib) if len(f) and float(np.ptp(f)) == 0.0]
+        if flat and len(flat) == len(inputs):
+            raise ModelFileError(f"calibration data {calib_path}: every value of {', '.join(repr(n) for n in flat)} is the same "
+                                 f"({float(calib[0].reshape(-1)[0]):g}); int8 ranges cannot be calibrated from it",
+                                 hint="pass real preprocessed samples (the inputs the model sees in use)")
     if eval_path is not None:
         ev, extra = feeds_from(eval_path, inputs, "evaluation data", extra_keys=("labels", *out_names))
         if "labels" in extra:

@@ -33,6 +33,7 @@ from edgezoo.stages import Step
 
 Progress = Callable[[str], None]
 CHECK_CALIBRATION_SAMPLES = 16  # `check`: sizes and operators do not depend on calibration
+COLLAPSE_SQNR_DB = 3.0  # below it the quantization noise has half the power of the signal: the variant is refused
 
 
 @dataclass
@@ -171,15 +172,22 @@ class Executor:
         to build is recorded with its error instead of stopping the run (bench)."""
         plan = self.plan
         check_only = until == "check"
+        out_dir = plan.bundle_dir.parent
+        created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # folders this run makes
         if until == "bundle":
-            check_writable(plan.bundle_dir.parent)
-            work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=plan.bundle_dir.parent))
+            check_writable(out_dir)
+            work = Path(tempfile.mkdtemp(prefix=".edgezoo-build-", dir=out_dir))
         else:
             work = Path(tempfile.mkdtemp(prefix=f"edgezoo-{until}-"))
         try:
             return self._run(work, until, check_only, precisions, latency_threads, keep_going)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            for folder in created:  # a failed export leaves no empty --out behind (innermost first)
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (the bundle is there) or not ours to remove
+                    break
 
     def _run(self, work, until, check_only, precisions, latency_threads, keep_going) -> Outcome:
         plan, fmt = self.plan, self.format
@@ -190,6 +198,10 @@ class Executor:
                 data = self.shared.data or load_data(plan)
                 self.shared.data = data
         x_eval, labels, calib_rec = data.eval, data.labels, data.record
+        shortfall = []
+        if plan.calibration_samples_given and calib_rec and calib_rec["samples"] < plan.calibration_samples and plan.precision == "int8":
+            shortfall.append(f"--calibration-samples {plan.calibration_samples} asked, but only {calib_rec['samples']} calibration "
+                             f"samples exist ({calib_rec['dataset']}); calibrated on {calib_rec['samples']}")
         ctx = Context(plan, work, [], data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
         out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note)
         torch_ref = self._load_source(ctx, x_eval, check_only)
@@ -245,7 +257,7 @@ class Executor:
         self._evaluate(out, x_eval, labels, torch_ref, data.reference)
         self._measure_latency(out, latency_threads or [plan.threads])
         out.verdicts, warnings = judge(plan, out.variants)
-        out.warnings = list(plan.warnings) + self.format.operator_warnings(out.operators) + warnings
+        out.warnings = list(plan.warnings) + shortfall + self.format.operator_warnings(out.operators) + warnings
         if out.micro is not None:
             from edgezoo.pipeline.micro import verdict_line
 
@@ -449,6 +461,15 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
                 f"the {plan.precision} build of {plan.model_id} computes exactly what fp32 does: the quantizer "
                 f"({chosen.artifact.runtime}) left every operator in float",
                 hint="choose --precision fp32 (or another format whose quantizer covers these operators)")
+        if q is not None and q.sqnr_db is not None and q.sqnr_db < COLLAPSE_SQNR_DB:
+            # the quantization noise outweighs the signal: no budget makes that a usable model
+            verdicts.append(f"{plan.precision} fidelity COLLAPSED: SQNR {q.sqnr_db:.1f} dB against fp32 (floor {COLLAPSE_SQNR_DB:g} dB)")
+            if not plan.allow_over_budget:
+                raise BudgetError(
+                    f"{plan.precision} output fidelity collapsed: SQNR {q.sqnr_db:.1f} dB against fp32 (agreement {q.agreement:.1f}%), "
+                    f"below the {COLLAPSE_SQNR_DB:g} dB floor",
+                    hint="check the calibration data (edgezoo refuses non-finite samples; constant ones give no ranges), "
+                         "try another --calibration-method or precision, or pass --allow-over-budget")
         if q is not None and q.sqnr_db is not None and q.sqnr_db < 10.0:
             warnings.append(f"{plan.precision} output fidelity is poor: SQNR {q.sqnr_db:.1f} dB against fp32 (agreement {q.agreement:.1f}%)")
     return verdicts, warnings

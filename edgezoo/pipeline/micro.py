@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import BudgetError, ModelFileError, require
+from edgezoo.errors import BudgetError, require
 from edgezoo.schemas.report import LatencyEstimate, MemoryReport, TensorSize
 
 KB = 1024
@@ -18,11 +18,14 @@ def integer_only(model_path: Path) -> None:
     Ethos-U) cannot run them, and a float fallback on a Cortex-M is not what was asked."""
     from edgezoo.runtimes import litert
 
+    from edgezoo.formats.tflite import readable_layer
+
     floats = [o for o in litert.operators(model_path) if o["dtype"] == "float32"]
     if floats:
         ops = sorted({o["op"] for o in floats})
-        raise ModelFileError(
-            f"the int8 model keeps {len(floats)} float operator(s) ({', '.join(ops)}; first at layer {floats[0]['layer']!r}) "
+        # a compatibility verdict about the model on this board (exit 4), like "does not fit"
+        raise BudgetError(
+            f"the int8 model keeps {len(floats)} float operator(s) ({', '.join(ops)}; first at layer {readable_layer(floats[0]['layer'])!r}) "
             "that microcontroller int8 kernels cannot run",
             hint="replace those layers (e.g. hard-swish, squeeze-excite) or choose a non-microcontroller target",
         )
@@ -54,6 +57,8 @@ def memory_report(model_path: Path, target, arena_bytes: int, flash_model: Path 
     flash = model_bytes + (mem.runtime_flash_kb + mem.app_flash_kb) * KB
     ram = arena_with_headroom + mem.app_ram_kb * KB
     acts, consts = tensor_sizes(model_path)
+    from edgezoo.formats.tflite import readable_layer
+
     return MemoryReport(
         model_bytes=model_bytes,
         arena_measured_bytes=arena_bytes,
@@ -67,8 +72,9 @@ def memory_report(model_path: Path, target, arena_bytes: int, flash_model: Path 
         ram_breakdown={"arena_with_headroom": arena_with_headroom, "application_allowance": mem.app_ram_kb * KB},
         fits_flash=flash <= mem.flash_kb * KB,
         fits_ram=ram <= mem.ram_kb * KB,
-        largest_activations=tuple(TensorSize(e["name"], tuple(e["shape"]), e["dtype"], e["bytes"]) for e in acts),
-        largest_constants=tuple(TensorSize(e["name"], tuple(e["shape"]), e["dtype"], e["bytes"]) for e in consts),
+        # tensor names as a user knows the layers (features.18.0), not torch.export's trace path
+        largest_activations=tuple(TensorSize(readable_layer(e["name"]), tuple(e["shape"]), e["dtype"], e["bytes"]) for e in acts),
+        largest_constants=tuple(TensorSize(readable_layer(e["name"]), tuple(e["shape"]), e["dtype"], e["bytes"]) for e in consts),
         kernel_library=mem.kernel_library,
         method="arena: smallest size TFLite Micro's AllocateTensors accepts (binary search with the real interpreter), then one inference; flash/RAM allowances from the profile",
     )

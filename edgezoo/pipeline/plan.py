@@ -43,6 +43,7 @@ class Plan:
     eval_data: Path | None = None
     source_spec: str = ""  # what the user typed (module.py:factory keeps its factory name)
     min_opset: int = 0  # an ONNX file below it is upgraded (the quantizer needs it)
+    calibration_samples_given: bool = False  # --calibration-samples was passed (a shortfall is then said)
     force: bool = False
     allow_over_budget: bool = False
     tflite_quantizer: str = "auto"
@@ -221,6 +222,7 @@ def make_plan(
         eval_data=eval_data,
         source_spec=source_spec,
         min_opset=_min_opset(source_kind, precision),
+        calibration_samples_given=calibration_samples is not None,
         force=force,
         allow_over_budget=allow_over_budget,
         tflite_quantizer=tflite_quantizer,
