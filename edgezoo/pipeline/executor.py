@@ -411,6 +411,14 @@ class Executor:
                 v.latency = v.latency_by_threads.get(self.plan.threads) or v.latency_by_threads[threads[-1]]
 
 
+def host_arch() -> str:
+    """This machine's architecture in the profiles' vocabulary (x86_64, arm64, armv7)."""
+    import platform
+
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64", "armv7l": "armv7", "armv8l": "armv7"}.get(m, m)
+
+
 def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str]]:
     """Budget verdicts (hard) and plain statements about speed and accuracy (never hidden)."""
     verdicts, warnings = [], []
@@ -438,11 +446,15 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
         same_runtime = chosen.artifact.runtime == fp32.artifact.runtime
         if chosen.latency and fp32.latency and same_runtime:  # a reference run in another runtime is no speed baseline
             ratio = chosen.latency.p50_ms / fp32.latency.p50_ms
-            if ratio > 1.0:
-                warnings.append(
-                    f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this host ({chosen.latency.p50_ms:.2f} ms vs "
-                    f"{fp32.latency.p50_ms:.2f} ms p50): fp32 is the faster precision here; consider --precision fp32"
-                )
+            host, target_arch = host_arch(), plan.target.hardware.arch
+            measured = f"({chosen.latency.p50_ms:.2f} ms vs {fp32.latency.p50_ms:.2f} ms p50)"
+            if ratio > 1.0 and host == target_arch:
+                warnings.append(f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this {host} host {measured}: "
+                                "fp32 is the faster precision here; consider --precision fp32")
+            elif ratio > 1.0:
+                # a host of another instruction set says nothing about the target's int8 kernels: no advice from it
+                warnings.append(f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this {host} host {measured}; "
+                                f"the target is {target_arch}, whose int8 kernels differ: measure on the device before choosing a precision")
         q, ref = chosen.quality, fp32.quality
         if q is not None and ref is not None and q.gate_value is not None and ref.gate_value is not None:
             drop = ref.gate_value - q.gate_value
