@@ -264,6 +264,16 @@ def test_bench_writes_table_json_and_markdown(tmp_path):
     assert json.loads((tmp_path / "bench-digits-cnn-raspberrypi.json").read_text())["rows"]
 
 
+def test_bench_with_random_weights_reports_no_accuracy(tmp_path):
+    """bench's default is random weights: its top-1 would be noise printed as an accuracy."""
+    res = run_cli("bench", "digits-cnn", "--target", "generic-cpu", "--formats", "onnx", "--precisions", "int8", "--out", str(tmp_path), "--json")
+    data = json.loads(res.stdout)
+    assert data["weights"] == "random"
+    assert all(r["top1"] is None for r in data["rows"]) and all(r["agreement"] > 0 for r in data["rows"])
+    table = run_cli("bench", "digits-cnn", "--target", "generic-cpu", "--formats", "onnx", "--precisions", "int8", "--out", str(tmp_path))
+    assert "| - |" in (tmp_path / "bench-digits-cnn-generic-cpu.md").read_text() and "weights: random" in table.output
+
+
 @pytest.mark.skipif(os.environ.get("EDGEZOO_SKIP_VENV") == "1", reason="EDGEZOO_SKIP_VENV=1")
 def test_tflite_runner_falls_back_to_tflite_runtime(digits_tflite_int8, tmp_path):
     """Older Pi images have tflite-runtime, not ai-edge-litert: run.py must work there."""
