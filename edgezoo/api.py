@@ -223,7 +223,9 @@ def inspect_model(model: str, *, input_shapes=None, targets: list[str] | None = 
             data["inputs"] = [{"name": n, "shape": [d if d is not None else "?" for d in dims], "dtype": "float32"} for n, dims in declared]
             data["outputs"] = [{"name": o, "shape": [], "dtype": ""} for o in outs]
             data["params"] = int(sum(v.numel() for v in ep.state_dict.values()))
-            data["operators"] = dict(sorted(__import__("collections").Counter(
+            from collections import Counter
+
+            data["operators"] = dict(sorted(Counter(
                 str(n.target).split(".")[1] if str(n.target).startswith("aten.") else str(n.target)
                 for n in ep.graph.nodes if n.op == "call_function").items()))
         else:

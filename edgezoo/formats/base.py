@@ -10,6 +10,7 @@ it is handling.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class Context:
         return self.plan.target.formats[self.plan.format]
 
 
-class Format:
+class Format(abc.ABC):
     """Subclasses set the class attributes and implement the build methods."""
 
     name: str = ""
@@ -69,14 +70,14 @@ class Format:
         if bad:
             raise ValueError(f"format {self.name} cannot build precision {bad[0]!r} (it builds {', '.join(self.precisions)})")
 
+    @abc.abstractmethod
     def steps(self, precision: str, spec) -> list[str]:
         """The plan's steps from the source model to the chosen variant (without the common
         load/evaluate/benchmark/bundle steps)."""
-        raise NotImplementedError  # each format defines it
 
+    @abc.abstractmethod
     def default_quantization(self, target, spec):
         """The int8 scheme this format's runtime needs on the target, when the profile names none."""
-        raise NotImplementedError  # each format with int8 defines it
 
     def opset(self, spec) -> int:
         return 0
@@ -86,16 +87,18 @@ class Format:
         (ONNX formats check the raw graph before onnxsim runs it)."""
         return None
 
+    @abc.abstractmethod
     def fp32(self, ctx: Context) -> Artifact:
-        raise NotImplementedError  # each format defines it
+        """The fp32 model file built from the source model (a lineage entry in ``ctx``)."""
 
+    @abc.abstractmethod
     def variant(self, ctx: Context, fp32: Artifact, precision: str) -> Artifact:
-        raise NotImplementedError  # each format defines it
+        """The model file of ``precision`` (fp16, int8, ...), built from ``fp32`` or the source."""
 
+    @abc.abstractmethod
     def operators(self, ctx: Context, art: Artifact) -> list[dict]:
         """Every operator of ``art`` as the runtime sees it: dicts with op, layer, placement
         (and dtype, note where known)."""
-        raise NotImplementedError  # each format defines it
 
     def operator_warnings(self, report) -> list[str]:
         """Plain statements about the grouped operator report (e.g. operators the fast path
@@ -107,8 +110,9 @@ class Format:
         (microcontroller memory, firmware). Returns a record for the report, or None."""
         return None
 
+    @abc.abstractmethod
     def tensor_specs(self, model_path: Path, card) -> tuple[list[dict], list[dict]]:
-        raise NotImplementedError  # each format defines it
+        """The model's inputs and outputs for the manifest (shape, dtype, quantization)."""
 
     def deploy_notes(self, plan) -> list[str]:
         return []

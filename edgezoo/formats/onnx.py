@@ -3,6 +3,7 @@ onnxruntime's quantizers in the scheme the CPU needs."""
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 from edgezoo.formats.base import Artifact, Context, Format
@@ -36,8 +37,9 @@ class OnnxSourced(Format):
             ctx.onnx_source = raw
         return self.source_operators(ctx.onnx_source)
 
+    @abc.abstractmethod
     def source_operators(self, raw: Path) -> list[dict]:
-        raise NotImplementedError  # each ONNX-sourced format asks its own runtime
+        """The raw graph's operators as this format's runtime sees them (each asks its own)."""
 
     def simplified(self, ctx: Context) -> Path:
         if ctx.onnx_fp32 is None:

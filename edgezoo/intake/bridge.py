@@ -149,7 +149,7 @@ def unroll_loops(model) -> int:
         for k in range(trips if start else 0):
             prefix = f"{tag}_{k}/"
             rename = {b_cond: cond or b_cond}
-            it = numpy_helper.from_array(__import__("numpy").array(k, dtype="int64"), prefix + "iteration")
+            it = numpy_helper.from_array(np.array(k, dtype=np.int64), prefix + "iteration")
             g.initializer.append(it)
             rename[b_iter] = it.name
             for bi, cur in zip(body.input[2:], current):

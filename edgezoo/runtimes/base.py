@@ -12,6 +12,7 @@ runtime brings its on-device code with it and no existing file changes.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ def dequantize(y: np.ndarray, info: TensorInfo) -> np.ndarray:
     return ((np.asarray(y).astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
 
 
-class Session:
+class Session(abc.ABC):
     """An opened model. Subclasses implement ``_run`` on native arrays."""
 
     inputs: list[TensorInfo]
@@ -65,8 +66,9 @@ class Session:
         native = [quantize(x, info) for x, info in zip(feeds, self.inputs)]
         return [dequantize(y, info) for y, info in zip(self._run(native), self.outputs)]
 
+    @abc.abstractmethod
     def _run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
-        raise NotImplementedError  # each runtime's Session defines it
+        """Run one sample on native (already quantized) arrays."""
 
     def effective_precision(self) -> str:
         """The precision the runtime actually computes in, when it may differ from the
@@ -75,7 +77,7 @@ class Session:
 
 
 @dataclass
-class Runtime:
+class Runtime(abc.ABC):
     """A runtime plug-in. ``name`` is its registry name; ``distribution`` the package whose
     version is recorded in manifests; ``runner_module`` the standalone file whose ``Session``
     class the bundle's run.py embeds; ``runner_requires`` what the device must install."""
@@ -95,8 +97,9 @@ class Runtime:
         except PackageNotFoundError:
             return "not installed"
 
+    @abc.abstractmethod
     def open(self, path: Path, threads: int = 1, config: dict | None = None) -> Session:
-        raise NotImplementedError  # each runtime defines it
+        """The model opened for inference with ``threads`` intra-op threads."""
 
     def runner_source(self) -> str:
         from edgezoo.bundle.runner import module_source

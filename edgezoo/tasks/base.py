@@ -8,6 +8,8 @@ runner uses (``runner_module`` holds it, and the task imports it)."""
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from edgezoo.schemas.report import Quality
@@ -31,7 +33,7 @@ def fidelity(ref: list[np.ndarray], out: list[np.ndarray]) -> dict:
     return {"cosine": float(np.mean(cos)), "sqnr_db": sqnr_db(r, o), "max_abs_diff": float(np.max(np.abs(r - o))) if r.size else 0.0}
 
 
-class Task:
+class Task(abc.ABC):
     """Subclasses set the class attributes and implement ``score``."""
 
     name: str = ""
@@ -41,8 +43,9 @@ class Task:
     metric_description: str = ""
     runner_module: str = ""  # standalone file with add_arguments(parser), present(outputs, manifest, args), render(result)
 
+    @abc.abstractmethod
     def compare(self, ref: list[np.ndarray], out: list[np.ndarray], labels: np.ndarray | None) -> Quality:
-        raise NotImplementedError  # each task defines it
+        """Score ``out`` against the reference outputs (and labels, when given)."""
 
     def runner_source(self) -> str:
         from edgezoo.bundle.runner import module_source
