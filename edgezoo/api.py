@@ -21,9 +21,20 @@ def list_models() -> list[Card]:
 
 
 def get_card(model_id: str) -> Card:
+    """The card of ``id`` or ``id@version`` (its default_version is then that version)."""
     from edgezoo.zoo.catalog import get_card as _get
 
     return _get(model_id)
+
+
+def pull(model: str, progress=None) -> Path:
+    """Fetch and verify a zoo model's weights into the cache; the verified path."""
+    from edgezoo.errors import UsageError
+    from edgezoo.zoo.sources import resolve_version
+
+    if is_model_file(model):
+        raise UsageError(f"{model} is a file: pull fetches zoo models' weights", hint="see `edgezoo list`")
+    return resolve_version(get_card(model).version(), progress=progress)
 
 
 def list_targets() -> list[Target]:
@@ -136,9 +147,21 @@ def plan_export(
     allow_over_budget: bool = False,
     tflite_quantizer: str = "auto",
     for_check: bool = False,
+    license_policy: str | None = None,
 ):
     """Check everything that can be checked before work starts and return the Plan.
-    ``input_shape``: a shape tuple (the only input) or {input name: shape}."""
+    ``input_shape``: a shape tuple (the only input) or {input name: shape}.
+    ``license_policy``: "permissive", "no-copyleft" or "any" (default: $EDGEZOO_LICENSE_POLICY, else "any")."""
+    import os
+
+    from edgezoo.zoo.licenses import POLICIES, check_policy
+
+    policy = license_policy or os.environ.get("EDGEZOO_LICENSE_POLICY") or "any"
+    if policy not in POLICIES:
+        from edgezoo.errors import UsageError
+
+        raise UsageError(f"unknown licence policy {policy!r} (from {'--license-policy' if license_policy else 'EDGEZOO_LICENSE_POLICY'})",
+                         hint=f"choose one of {', '.join(POLICIES)}")
     from edgezoo.errors import UsageError
     from edgezoo.hashing import sha256_file
     from edgezoo.pipeline.plan import make_plan
@@ -173,6 +196,7 @@ def plan_export(
             weights_mode, weights_path = "local", Path(weights)
             if not weights_path.is_file():
                 raise UsageError(f"weights file {weights} does not exist", hint="pass a local copy of the card's weights, or --weights random")
+    check_policy(card, policy)
     return make_plan(
         card,
         tgt,

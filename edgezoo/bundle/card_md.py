@@ -4,6 +4,13 @@ figures live in report.md, so the card's bytes (and the manifest's hash of it) a
 from __future__ import annotations
 
 
+def _policy_class(card) -> str:
+    from edgezoo.zoo.licenses import classify
+
+    kinds = {classify(card.license), classify(card.weights_license or "NOASSERTION")}
+    return "permissive" if kinds == {"permissive"} and card.commercial_use else ", ".join(sorted(kinds))
+
+
 def render(card, version=None, bundle: dict | None = None) -> str:
     v = card.version(version)
     shape = "x".join(map(str, card.input.shape))
@@ -28,7 +35,10 @@ def render(card, version=None, bundle: dict | None = None) -> str:
         "",
         "## Licence",
         "",
-        f"**{card.license}**. {card.license_notes}",
+        f"Weights: **{card.weights_license or 'NOASSERTION'}**; code: **{card.license}**; commercial use "
+        f"{'allowed' if card.commercial_use else '**not allowed**'} (policy class: {_policy_class(card)}). {card.license_notes}",
+        "",
+        f"Attribution: {card.attribution}" if card.attribution else "",
         "",
         "## Preprocessing",
         "",
@@ -36,6 +46,9 @@ def render(card, version=None, bundle: dict | None = None) -> str:
     p = card.preprocess
     if p.kind == "image":
         lines.append(f"RGB image; resize the shorter side to {p.resize} px (bilinear), centre-crop {p.crop} px, then")
+    elif p.kind == "features":
+        cols = f" (columns: {', '.join(p.features)})" if p.features else ""
+        lines.append(f"One row of {card.input.shape[-1]} numeric features{cols}, as a CSV line or a 1-D array, standardised per feature:")
     elif p.kind == "array":
         lines.append(f"A raw array of the input's spatial shape with values in {p.raw_range[0]:g}..{p.raw_range[1]:g}, then")
     else:
@@ -46,7 +59,8 @@ def render(card, version=None, bundle: dict | None = None) -> str:
         "",
         f"- version **{v.version}**, released {v.released or 'unknown'}",
         f"- training: {v.training}",
-        f"- weights: {v.weights.kind} `{v.weights.url or v.weights.path}` ({v.weights.bytes:,} bytes, sha256 `{v.weights.sha256}`)",
+        *[f"- weights{' (mirror)' if i else ''}: {src.kind} `{src.where}` ({src.bytes:,} bytes {src.format}, sha256 `{src.sha256}`)"
+          for i, src in enumerate(v.sources)],
         f"- reference: {v.reference.metric} {v.reference.value:g} on {v.reference.dataset} ({v.reference.source})",
         "",
         "## Evaluation data",
@@ -69,5 +83,6 @@ def render(card, version=None, bundle: dict | None = None) -> str:
             "- measured accuracy, fidelity and latency: see `report.md`",
         ]
         lines += [f"- on the device: {note}" for note in bundle.get("deploy", [])]
+        lines.append("- licences and attribution: `LICENSE` and `NOTICE` (keep them with the model)")
         lines.append("")
     return "\n".join(lines)

@@ -89,6 +89,12 @@ def preprocess(raw, pre: dict, input_spec: dict) -> np.ndarray:
         if list(x.shape) not in (shape, shape[1:]):
             raise InputError(f"input has shape {list(x.shape)}; this model takes {shape}")
         return x.reshape(shape)
+    if pre["kind"] == "features":
+        if x.size != shape[-1]:
+            raise InputError(f"input has {x.size} features; this model takes {shape[-1]}"
+                             + (f" ({', '.join(pre['features'])})" if pre.get("features") else ""))
+        return ((x.reshape(shape) * np.float32(pre["scale"]) - np.asarray(pre["mean"], np.float32))
+                / np.asarray(pre["std"], np.float32)).astype(np.float32)
     if pre["kind"] == "array":
         expected = shape[2:] if layout == "NCHW" else shape[1:]
         if list(x.shape) == shape:
@@ -132,6 +138,8 @@ def load_raw(path: Path, pre: dict):
 
             raw = resize_and_crop(Image.fromarray(raw.astype(np.uint8)), pre["resize"], pre["crop"])
         return raw
+    if pre["kind"] == "features" and path.suffix.lower() in (".csv", ".txt"):
+        return read_csv_row(path, pre.get("features") or [])
     if pre["kind"] != "image":
         raise InputError(f"this model takes a .npy array of raw values, not {path.suffix or 'a file without extension'}")
     try:
@@ -143,6 +151,41 @@ def load_raw(path: Path, pre: dict):
     except Exception as exc:  # PIL raises several types for unreadable files
         raise InputError(f"{path} is not a readable image: {exc}") from None
     return resize_and_crop(image, pre["resize"], pre["crop"])
+
+def read_csv_row(path: Path, names: list):
+    """The first data row of a CSV file as floats. With a header line, columns are matched
+    to the model's features by name (any order, extra columns ignored)."""
+    import csv
+
+    try:
+        rows = [r for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines()) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a readable CSV file: {exc}") from None
+    if not rows:
+        raise InputError(f"{path} has no rows")
+
+    def numbers(row):
+        try:
+            return [float(c) for c in row]
+        except ValueError:
+            return None
+
+    header = None if numbers(rows[0]) is not None else [c.strip() for c in rows[0]]
+    data = rows[1:] if header else rows
+    if not data:
+        raise InputError(f"{path} has a header but no data row")
+    values = numbers(data[0])
+    if values is None:
+        raise InputError(f"{path}: the first data row is not all numbers: {data[0][:6]}")
+    if len(data) > 1:
+        print(f"note: {path} has {len(data)} rows; running the first", file=sys.stderr)
+    if header and names:
+        missing = [n for n in names if n not in header]
+        if missing:
+            raise InputError(f"{path}: the header has no column {missing[0]!r}; the model reads {', '.join(names)}")
+        values = [values[header.index(n)] for n in names]
+    return np.asarray(values, dtype=np.float32)
+
 
 def load_inputs(path: Path, pre: dict, specs: list) -> list:
     """One preprocessed tensor per model input: an .npz keyed by input name, else one sample."""
@@ -173,7 +216,7 @@ def load_inputs(path: Path, pre: dict, specs: list) -> list:
 def main(argv=None) -> int:
     manifest = json.loads((HERE / "manifest.json").read_text())
     parser = argparse.ArgumentParser(description=f"Run {manifest['model']['id']} ({manifest['precision']}) on one input.")
-    parser.add_argument("input", type=Path, help=".npy raw sample, image file, or .npz keyed by input name")
+    parser.add_argument("input", type=Path, help=".npy raw sample, image file, CSV row (tabular models), or .npz keyed by input name")
     parser.add_argument("--threads", type=int, default=manifest["target"]["threads"], help="intra-op threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_arguments(parser)  # noqa: F821 (the task part of run.py)

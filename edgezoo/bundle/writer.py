@@ -44,7 +44,7 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         inputs = [dict(t, name=i.name) for t, i in zip(inputs, card.inputs)]
     if card.output_names and len(outputs) == len(card.output_names):
         outputs = [dict(t, name=n) for t, n in zip(outputs, card.output_names)]
-    weights_source = v.weights.url or v.weights.path or ""
+    weights_source = v.weights.where
     if plan.weights == "local":
         weights_source = f"local file {plan.weights_path.name if plan.weights_path else plan.source_path.name}"
     quantization = calibration = None
@@ -63,6 +63,7 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         bundle=plan.bundle_dir.name,
         model=ModelRef(
             id=card.id, version=v.version, name=card.name, license=card.license, license_notes=card.license_notes,
+            weights_license=card.weights_license or "NOASSERTION", commercial_use=card.commercial_use,
             weights=plan.weights,
             weights_source=weights_source if plan.weights != "random" else "seeded random initialisation, BatchNorm re-estimated on calibration data",
             weights_sha256=v.weights.sha256 if plan.weights != "random" else "",
@@ -247,6 +248,11 @@ def write_bundle(result, work: Path) -> None:
         },
     )
     (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")
+    from edgezoo.zoo.licenses import bundle_files
+
+    legal = bundle_files(plan.card)
+    for name, text in legal.items():
+        (staging / name).write_text(text, encoding="utf-8")
     extra_files = []
     extras = work / "extras"
     if extras.is_dir():
@@ -255,7 +261,7 @@ def write_bundle(result, work: Path) -> None:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, staging / rel)
             extra_files.append(rel)
-    files = {name: sha256_file(staging / name) for name in (*model_files, *extra_files, "run.py", "MODEL_CARD.md")}
+    files = {name: sha256_file(staging / name) for name in (*model_files, *extra_files, "run.py", "MODEL_CARD.md", *legal)}
     manifest = build_manifest(result, model_path, files)
     (staging / "manifest.json").write_text(_json(dump(manifest)), encoding="utf-8")
     report = build_report(result)

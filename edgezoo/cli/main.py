@@ -74,34 +74,101 @@ def cli(ctx, debug):
 
 
 @cli.command("list", epilog=EXIT_CODES)
+@click.option("--task", help="Only this task family (see `edgezoo formats` for the families).")
+@click.option("--license", "license_policy", type=click.Choice(["permissive", "no-copyleft", "any"]),
+              help="Only models this licence policy allows (as `export --license-policy` would).")
+@click.option("--tag", help="Only models with this tag (e.g. microcontroller, trained-here).")
+@click.option("--offline", is_flag=True, help="Only models whose weights need no network (shipped, or in the cache).")
+@click.option("--versions", "show_versions", is_flag=True, help="One row per version, with its weights' source.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_cmd(as_json):
+def list_cmd(task, license_policy, tag, offline, show_versions, as_json):
     """List the zoo's models.
 
     \b
     Examples:
       edgezoo list
+      edgezoo list --task tabular-classification --license permissive
+      edgezoo list --tag microcontroller
+      edgezoo list --versions
       edgezoo list --json | jq '.[].id'
     """
     from edgezoo import api
+    from edgezoo.bundle.card_md import _policy_class
+    from edgezoo.zoo.licenses import policy_problems
 
     cards = api.list_models()
+    if task:
+        from edgezoo import registry
+
+        registry.require_name("tasks", task, "task")
+        cards = [c for c in cards if c.task == task]
+    if license_policy:
+        cards = [c for c in cards if not policy_problems(c, license_policy)]
+    if tag:
+        cards = [c for c in cards if tag in c.tags]
+    if offline:
+        from edgezoo.zoo.sources import available_offline
+
+        cards = [c for c in cards if available_offline(c.version())]
     if as_json:
         _emit_json([
             {"id": c.id, "name": c.name, "task": c.task, "params": c.params, "macs": c.macs, "license": c.license,
-             "versions": [v.version for v in c.versions], "default_version": c.default_version, "tags": list(c.tags)}
+             "weights_license": c.weights_license, "commercial_use": c.commercial_use, "license_class": _policy_class(c),
+             "versions": [{"version": v.version, "sources": [s.where for s in v.sources], "sha256": v.weights.sha256}
+                          for v in c.versions] if show_versions else [v.version for v in c.versions],
+             "default_version": c.default_version, "tags": list(c.tags)}
             for c in cards
         ])
         return
     from rich.table import Table
 
-    t = Table(title="edgezoo models")
-    for col in ("model", "task", "params", "MACs", "license", "versions"):
-        t.add_column(col, justify="right" if col in ("params", "MACs") else "left")
-    for c in cards:
-        t.add_row(c.id, c.task, f"{c.params / 1e6:.2f}M", f"{c.macs / 1e6:.1f}M", c.license,
-                  ", ".join(v.version + ("*" if v.version == c.default_version else "") for v in c.versions))
+    t = Table(title=f"edgezoo models ({len(cards)} in {len({c.task for c in cards})} task families)")
+    if show_versions:
+        for col in ("model@version", "task", "weights", "sha256", "source"):
+            t.add_column(col)
+        for c in cards:
+            for v in c.versions:
+                t.add_row(f"{c.id}@{v.version}" + ("*" if v.version == c.default_version else ""), c.task, v.weights.kind,
+                          v.weights.sha256[:12], "\n".join(s.where for s in v.sources))
+    else:
+        for col in ("model", "task", "params", "MACs", "weights licence", "versions"):
+            t.add_column(col, justify="right" if col in ("params", "MACs") else "left")
+        for c in cards:
+            lic = c.weights_license + ("" if c.commercial_use else " (non-commercial)")
+            t.add_row(c.id, c.task, _count(c.params), _count(c.macs) if c.macs else "-", lic,
+                      ", ".join(v.version + ("*" if v.version == c.default_version else "") for v in c.versions))
     _console().print(t)
+    if not cards:
+        _console(stderr=True).print("no model matches these filters")
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+@cli.command("pull", epilog=EXIT_CODES)
+@click.argument("models", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pull_cmd(models, as_json):
+    """Fetch and verify zoo models' weights into the cache ($EDGEZOO_CACHE), so later
+    exports run offline. MODEL is an id or id@version.
+
+    \b
+    Examples:
+      edgezoo pull mobilenet_v2
+      edgezoo pull mobilenet_v2@imagenet1k-v1 digits-cnn
+    """
+    from edgezoo import api
+
+    done = []
+    for model in models:
+        card = api.get_card(model)
+        path = api.pull(model)
+        done.append({"model": card.id, "version": card.default_version, "path": str(path), "sha256": card.version().weights.sha256})
+        if not as_json:
+            click.echo(f"ok: {card.id}@{card.default_version} {path}")
+    if as_json:
+        _emit_json(done)
 
 
 @cli.command("info", epilog=EXIT_CODES)
@@ -113,6 +180,7 @@ def info_cmd(model, as_json):
     \b
     Examples:
       edgezoo info digits-cnn
+      edgezoo info mobilenet_v2@imagenet1k-v1
       edgezoo info resnet18 --json
     """
     from edgezoo import api
@@ -229,6 +297,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
                              "and one score vector out, else generic.")
 @click.option("--card", "card_path", type=click.Path(path_type=Path), help="Your model: a card from `edgezoo card init`, edited.")
 @click.option("--license", "license_", help="Your model: its SPDX licence, recorded in the bundle.")
+@click.option("--license-policy", type=click.Choice(["permissive", "no-copyleft", "any"]),
+              help="Refuse models whose code or weights licence the policy forbids (default: $EDGEZOO_LICENSE_POLICY, else any).")
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
 @click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
@@ -239,7 +309,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
 def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, eval_data, task, card_path, license_,
-               calibration_method, calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
+               license_policy, calibration_method, calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
     """Export MODEL for a target, benchmark it on the target's runtime, and write a
     verifiable bundle (folder + .tar.gz). MODEL is a zoo id, an .onnx file (any exporter),
     a .pt2 ExportedProgram, or module.py:factory (your code returns an nn.Module).
@@ -260,6 +330,8 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
       edgezoo export mynet.py:build --target raspberrypi --input-shape 1x3x96x96 --weights mynet.safetensors
       edgezoo export ./model.pt2 --target intel-cpu
       edgezoo export digits-cnn --target generic-cpu --dry-run --json
+      edgezoo export digits-cnn --target raspberrypi --license-policy no-copyleft
+      edgezoo export mobilenet_v2@imagenet1k-v1 --target intel-cpu
     """
     from edgezoo import api
     from edgezoo.intake import parse_input_shapes
@@ -267,7 +339,7 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
     plan = api.plan_export(
         model, target, precision=precision, fmt=fmt, weights=weights, tflite_quantizer=tflite_quantizer,
         input_shape=parse_input_shapes(input_shape), calib_data=calib_data, eval_data=eval_data, task=task,
-        card_path=card_path, license=license_,
+        card_path=card_path, license=license_, license_policy=license_policy,
         out_dir=out_dir, calibration_method=calibration_method, calibration_samples=calibration_samples,
         threads=threads, force=force, allow_over_budget=allow_over_budget,
     )

@@ -52,7 +52,9 @@ class TflmFormat(TfliteFormat):
         out = ctx.work / "int8.tflite"
         ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
         micro.integer_only(out)
-        return Artifact("int8", out, [out], {"arena_bytes": tflite_micro.min_arena(out.read_bytes())})
+        data = out.read_bytes()
+        # the runner's interpreter cannot count outputs without printing an error past the last one
+        return Artifact("int8", out, [out], {"arena_bytes": tflite_micro.min_arena(data), "outputs": tflite_micro.io_counts(data)[1]})
 
     def finish(self, ctx: Context, art: Artifact):
         """Memory verdict (refusing what does not fit), the accelerator's compiler, firmware

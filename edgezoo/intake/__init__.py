@@ -20,7 +20,11 @@ KINDS = ("onnx-file", "torch-factory", "pt2")
 
 
 def source_kind(model: str) -> str | None:
-    """"onnx-file", "torch-factory", "pt2", or None for a zoo id."""
+    """"onnx-file", "torch-factory", "pt2", or None for a zoo id (``id`` or ``id@version``)."""
+    import re
+
+    if re.fullmatch(r"[a-z0-9][a-z0-9_\-]*@[A-Za-z0-9][A-Za-z0-9._+\-]*", model) and not Path(model).exists():
+        return None
     if ".py:" in model:
         return "torch-factory"
     suffix = Path(model).suffix.lower()

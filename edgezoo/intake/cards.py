@@ -38,6 +38,7 @@ def user_card(*, path: Path, architecture: str, inputs: dict[str, tuple[int, ...
         summary=f"User model {path.name}",
         description=f"A model brought by the user from {path}.",
         license=license or "NOASSERTION",
+        weights_license=license or "NOASSERTION",
         license_notes="" if license else "No licence was given (--license); the bundle records NOASSERTION.",
         architecture=architecture,
         params=params,
@@ -100,7 +101,8 @@ def card_toml(card) -> str:
         "# Then: edgezoo export MODEL --card THIS.toml --target ...",
         "",
     ]
-    for k in ("id", "name", "task", "summary", "description", "license", "license_notes", "architecture", "params", "macs",
+    for k in ("id", "name", "task", "summary", "description", "license", "weights_license", "commercial_use", "attribution",
+              "license_notes", "architecture", "params", "macs",
               "labels", "default_version", "tags", "output_names"):
         if k in d:
             lines.append(f"{k} = {_toml_value(d[k])}")

@@ -304,11 +304,11 @@ class Executor:
                                              hint="check the samples' shapes against the model (run with --debug for the traceback)") from exc
             return self.shared.torch_ref
         from edgezoo.stages import torch_to_onnx
-        from edgezoo.zoo.sources import resolve_weights
+        from edgezoo.zoo.sources import resolve_version
 
         src = plan.card.version().weights
         with self.stage("fetch weights"):
-            wpath = None if plan.weights == "random" else resolve_weights(src, local=plan.weights_path)
+            wpath = None if plan.weights == "random" else resolve_version(plan.card.version(), local=plan.weights_path)
         ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
         with self.stage("load model"):
             if self.shared.torch_model is None:

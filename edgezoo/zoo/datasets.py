@@ -78,7 +78,29 @@ def _photo_crops(split: str, size: int = 256) -> Split:
     return Split("skimage-photos", split, crops, None)
 
 
+# Tabular data sets bundled in scikit-learn's wheel (no download), split by seeded
+# permutations: 60 % train, 15 % calibration, 25 % evaluation.
+TABULAR = {"sklearn-breast-cancer": "load_breast_cancer", "sklearn-wine": "load_wine", "sklearn-diabetes": "load_diabetes"}
+TABULAR_SEED = 20261128
+TABULAR_FRACTIONS = {"train": (0.0, 0.60), "calib": (0.60, 0.75), "eval": (0.75, 1.0)}
+
+
+def _tabular(name: str):
+    def load(split: str) -> Split:
+        datasets = require("sklearn.datasets", package="scikit-learn", extra="torch", purpose=f"the {name} data set")
+        bunch = getattr(datasets, TABULAR[name])(scaled=False) if name == "sklearn-diabetes" else getattr(datasets, TABULAR[name])()
+        order = np.random.default_rng(TABULAR_SEED).permutation(len(bunch.data))
+        lo, hi = (round(f * len(order)) for f in TABULAR_FRACTIONS[split])
+        idx = order[lo:hi]
+        target = bunch.target[idx]
+        labels = target.astype(np.float32) if name == "sklearn-diabetes" else target.astype(np.int64)
+        return Split(name, split, bunch.data[idx].astype(np.float32), labels)
+
+    return load
+
+
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS))}
+PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 
 
 def load_split(dataset: str, split: str) -> Split:

