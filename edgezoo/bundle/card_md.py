@@ -46,6 +46,8 @@ def render(card, version=None, bundle: dict | None = None) -> str:
     p = card.preprocess
     if p.kind == "image":
         lines.append(f"RGB image; resize the shorter side to {p.resize} px (bilinear), centre-crop {p.crop} px, then")
+    elif p.kind == "audio":
+        lines.append("16 kHz mono audio (a 16-bit PCM WAV file for the runner), cut into the model's windows; samples as they are:")
     elif p.kind == "features":
         cols = f" (columns: {', '.join(p.features)})" if p.features else ""
         lines.append(f"One row of {card.input.shape[-1]} numeric features{cols}, as a CSV line or a 1-D array, standardised per feature:")

@@ -85,7 +85,7 @@ def preprocess(raw, pre: dict, input_spec: dict) -> np.ndarray:
     shape = list(input_spec["shape"])
     layout = input_spec.get("layout", "")
     x = np.asarray(raw, dtype=np.float32)
-    if pre["kind"] == "tensor":
+    if pre["kind"] in ("tensor", "audio"):
         if list(x.shape) not in (shape, shape[1:]):
             raise InputError(f"input has shape {list(x.shape)}; this model takes {shape}")
         return x.reshape(shape)
@@ -223,9 +223,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     pre = manifest["preprocess"]
+    # a task part may read its own inputs (a WAV file, a sentence) and drive the session
+    # itself (streaming models): read_input / infer, when it defines them
+    task_reads, task_infers = globals().get("read_input"), globals().get("infer")
     try:
-        feeds = load_inputs(args.input, pre, manifest["inputs"])
-        if not all(np.all(np.isfinite(x)) for x in feeds):
+        feeds = task_reads(args.input, manifest) if task_reads else load_inputs(args.input, pre, manifest["inputs"])
+        if not all(np.all(np.isfinite(x)) for x in (feeds if isinstance(feeds, list) else [feeds])):
             raise InputError("input contains NaN or infinite values")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -233,7 +236,7 @@ def main(argv=None) -> int:
     try:
         rt = manifest["runtime"]
         session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
-        outputs = session.run(feeds)
+        outputs = task_infers(session, feeds, manifest) if task_infers else session.run(feeds)
     except RuntimeMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

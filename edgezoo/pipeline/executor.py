@@ -100,9 +100,11 @@ class _Stage:
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
 
 
-def load_data(plan: Plan):
+def load_data(plan: Plan, streams: bool = False):
     """The samples of a run (:class:`edgezoo.intake.data.UserData`): the card's dataset
-    splits for a zoo model, the user's samples (with a held-out part) for their own."""
+    splits for a zoo model, the user's samples (with a held-out part) for their own.
+    ``streams``: the calibration split is kept whole (in order: the task derives the states
+    of a streaming model from it and picks the calibration samples itself)."""
     from edgezoo.intake.data import UserData, load_user_data
 
     card = plan.card
@@ -113,10 +115,12 @@ def load_data(plan: Plan):
     ev = card.evaluation
     calib = datasets.load_split(ev.dataset, ev.calibration_split)
     evs = datasets.load_split(ev.dataset, ev.eval_split)
-    x_cal = datasets.preprocess_split(calib, card)[: plan.calibration_samples]
-    x_eval = datasets.preprocess_split(evs, card)
-    rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(len(x_cal)), "sha256": calib.sha256}
-    return UserData([x_cal], [x_eval], evs.labels, None, rec, f"{ev.dataset}:{ev.eval_split}")
+    keep = slice(None) if streams else slice(plan.calibration_samples)
+    x_cal = [datasets.preprocess_split(calib, card)[keep], *(e[keep] for e in calib.extra)]
+    x_eval = [datasets.preprocess_split(evs, card), *evs.extra]
+    rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(min(len(x_cal[0]), plan.calibration_samples)),
+           "sha256": calib.sha256}
+    return UserData(x_cal, x_eval, evs.labels, None, rec, f"{ev.dataset}:{ev.eval_split}")
 
 
 def _noise_calibration(plan: Plan):
@@ -147,6 +151,18 @@ def torch_outputs(model, feeds: list[np.ndarray], batch: int = 32) -> list[np.nd
             y = model(*[torch.from_numpy(f[i : i + batch]) for f in feeds])
             chunks.append([t.detach().numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))])
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+
+
+def torch_runner(model):
+    """``run_one`` for a PyTorch module: one sample's numpy inputs to its numpy outputs."""
+    import torch
+
+    def run_one(feeds):
+        with torch.no_grad():
+            y = model(*[torch.from_numpy(np.ascontiguousarray(f)) for f in feeds])
+        return [t.detach().numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))]
+
+    return run_one
 
 
 class Executor:
@@ -195,7 +211,7 @@ class Executor:
             if check_only:
                 data = _noise_calibration(plan)
             else:
-                data = self.shared.data or load_data(plan)
+                data = self.shared.data or load_data(plan, streams=self.task.streams)
                 self.shared.data = data
         x_eval, labels, calib_rec = data.eval, data.labels, data.record
         shortfall = []
@@ -204,7 +220,7 @@ class Executor:
                              f"samples exist ({calib_rec['dataset']}); calibrated on {calib_rec['samples']}")
         ctx = Context(plan, work, [], data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
         out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note)
-        torch_ref = self._load_source(ctx, x_eval, check_only)
+        torch_ref = self._load_source(ctx, x_eval, check_only, labels)
         out.source_note = (f"{plan.source_path.name} as given" if plan.source != "zoo"
                            else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")
 
@@ -273,7 +289,7 @@ class Executor:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _load_source(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):
+    def _load_source(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool, labels=None):
         """The source model in the form the format is built from, and the source's own
         outputs on the evaluation inputs (the reference the fp32 export must match):
         - zoo: the card's architecture with verified (or seeded random) weights;
@@ -315,8 +331,13 @@ class Executor:
                 recalib = ctx.x_cal[0] if plan.weights == "random" and not check_only else None
                 self.shared.torch_model = torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
             ctx.torch_model = self.shared.torch_model
+            if not check_only:
+                ctx.x_cal = self.task.calibration_inputs(ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
             if self.shared.torch_ref is None and len(x_eval[0]):
-                self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
+                if self.task.streams:
+                    self.shared.torch_ref = self.task.infer(torch_runner(ctx.torch_model), x_eval, labels)
+                else:
+                    self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
         return self.shared.torch_ref
 
     def _load_onnx_file(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):
@@ -379,7 +400,7 @@ class Executor:
                     continue
                 session = registry.runtime(v.artifact.runtime).open(v.artifact.path, self.plan.threads, v.artifact.config)
                 v.effective_precision = session.effective_precision()
-                outputs = run_batch(session, x_eval)
+                outputs = self.task.infer(session.run, x_eval, labels) if self.task.streams else run_batch(session, x_eval)
                 if ref is None:
                     ref = outputs
                 v.quality = self.task.compare(ref, outputs, labels)

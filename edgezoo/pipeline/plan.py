@@ -132,7 +132,8 @@ def make_plan(
 
     fmt, spec = target.format(fmt)
     plugin = registry.format(fmt)
-    precision = precision or spec.default_precision
+    card_default = not precision and card.precision and card.precision in spec.precisions and card.precision != spec.default_precision
+    precision = precision or (card.precision if card_default else spec.default_precision)
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
     if precision not in spec.precisions:
@@ -146,6 +147,9 @@ def make_plan(
                         "against onnxruntime on your samples before conversion")
     if spec.proxy:
         warnings.append(f"host measurements are a proxy: {spec.proxy}")
+    if card_default:
+        warnings.append(f"{card.id} recommends {card.precision} (the profile's default is {spec.default_precision}): "
+                        f"{card.quantization_notes or 'see its card'}; pass --precision to choose another")
     version = card.version()
     if source_path is not None:
         weights = "local"
@@ -159,7 +163,7 @@ def make_plan(
         warnings.append("random weights: accuracy figures are meaningless; this bundle is for latency and size only")
     if precision == "fp16" and target.hardware.arch == "x86_64":
         warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
-    calib_samples = calibration_samples or target.calibration.samples
+    calib_samples = calibration_samples or card.calibration_samples or target.calibration.samples
     if plugin.check_builds_variant and calibration_samples is not None and calibration_samples < 16:
         raise UsageError(
             f"{calibration_samples} calibration samples are too few for full-integer quantization",
@@ -209,7 +213,7 @@ def make_plan(
         opset=plugin.opset(spec),
         precision=precision,
         threads=n_threads,
-        calibration_method=calibration_method or target.calibration.method,
+        calibration_method=calibration_method or card.calibration_method or target.calibration.method,
         calibration_samples=calib_samples,
         quantization=quant_scheme(target, fmt) if precision == "int8" else None,
         steps=tuple(steps),

@@ -118,10 +118,12 @@ class Preprocess:
     side to ``resize`` (bilinear) and centre-crops ``crop`` pixels; ``kind = "tensor"``
     (a user's own model with no known preprocessing) takes the model's input as is;
     ``kind = "features"`` takes one row of numeric features (a CSV line or a 1-D array),
-    standardised per feature with ``mean`` and ``std`` (one value per feature).
+    standardised per feature with ``mean`` and ``std`` (one value per feature);
+    ``kind = "audio"``: 16 kHz mono samples in -1..1, taken as they are (the task's runner
+    reads the WAV file and cuts it into the model's windows).
     """
 
-    kind: Literal["array", "image", "tensor", "features"]
+    kind: Literal["array", "image", "tensor", "features", "audio"]
     scale: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -191,6 +193,10 @@ class Card:
     extra_inputs: tuple[InputSpec, ...] = ()  # models with several inputs: the ones after ``input``
     output_names: tuple[str, ...] = ()  # names the exported graph gives its outputs (default: the task's)
     targets: tuple[str, ...] = ()  # the target profiles the card is made and evaluated for (the first is the default)
+    calibration_method: str = ""  # the calibration this model needs when it differs from the profile's (with the reason in quantization_notes)
+    calibration_samples: int = 0  # likewise, when the profile's default is too few for this model
+    precision: str = ""  # the precision this model should ship in when it is not the profile's default (the reason in quantization_notes)
+    quantization_notes: str = ""  # what int8 does to this model, measured, and the precision to choose when it hurts
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
@@ -214,6 +220,12 @@ class Card:
             raise ValueError("versions must be unique")
         if self.default_version not in names:
             raise ValueError(f"default_version {self.default_version!r} is not among versions {names}")
+        from edgezoo.schemas.target import PRECISIONS
+
+        if self.precision and self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.calibration_method not in ("", "minmax", "entropy", "percentile"):
+            raise ValueError(f"calibration_method {self.calibration_method!r} is not one of minmax, entropy, percentile")
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"input names must be unique: {names}")

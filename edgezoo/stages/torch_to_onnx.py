@@ -40,6 +40,8 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
             from safetensors.torch import load_file
 
             state = load_file(str(weights_path))
+        elif stored_as == "onnx":
+            state = models.onnx_state_dict(card.architecture, weights_path)
         else:
             # weights_only refuses pickled code: a checkpoint can carry tensors, nothing else
             state = torch.load(str(weights_path), map_location="cpu", weights_only=True)

@@ -42,6 +42,19 @@ class Task(abc.ABC):
     gate_metric: str = ""
     metric_description: str = ""
     runner_module: str = ""  # standalone file with add_arguments(parser), present(outputs, manifest, args), render(result)
+    streams: bool = False  # a recurrent model whose state goes back in: evaluated by ``infer``, sequence by sequence
+
+    def infer(self, run_one, feeds: list[np.ndarray], labels: np.ndarray | None) -> list[np.ndarray]:
+        """Outputs for N samples; ``run_one`` maps one sample's inputs (batch of one) to its
+        outputs. Streaming tasks override this to carry their state as the runner does."""
+        per_sample = [run_one([f[i : i + 1] for f in feeds]) for i in range(len(feeds[0]))]
+        return [np.concatenate([np.asarray(s[k]) for s in per_sample], axis=0) for k in range(len(per_sample[0]))]
+
+    def calibration_inputs(self, torch_model, x_cal: list[np.ndarray], count: int) -> list[np.ndarray]:
+        """The calibration samples a quantizer sees (``x_cal`` holds ``count`` of them, or for a
+        streaming task the whole calibration sequence, from which it picks ``count`` with the
+        states the fp32 model reaches there)."""
+        return x_cal
 
     @abc.abstractmethod
     def compare(self, ref: list[np.ndarray], out: list[np.ndarray], labels: np.ndarray | None) -> Quality:

@@ -24,6 +24,7 @@ class Split:
     split: str
     raw: np.ndarray  # N raw samples
     labels: np.ndarray | None
+    extra: tuple = ()  # N samples of each further model input (already in the model's form)
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -99,7 +100,27 @@ def _tabular(name: str):
     return load
 
 
-PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS))}
+def _speech(split: str) -> Split:
+    """32 ms windows of synthesised speech in noise (edgezoo.zoo.audio), clip by clip; labels
+    are (clip index, chunk is speech); the extra input is the recurrent state (zeros: the
+    voice-activity task streams its own)."""
+    from edgezoo.tasks.run_vad import CHUNK, chunks
+    from edgezoo.zoo.audio import load_clips
+
+    audio, truth, _ = load_clips(split)
+    windows, labels = [], []
+    for c in range(len(audio)):
+        w = chunks(audio[c])
+        t = np.concatenate([truth[c], np.zeros(len(w) * CHUNK - len(truth[c]), bool)])  # the last window is zero-padded
+        speech = t.reshape(len(w), CHUNK).mean(axis=1) > 0.5
+        windows.append(w)
+        labels.append(np.stack([np.full(len(w), c), speech.astype(np.int64)], axis=1))
+    x = np.concatenate(windows).astype(np.float32)
+    return Split("speech-synth-16k", split, x, np.concatenate(labels), extra=(np.zeros((len(x), 2, 128), np.float32),))
+
+
+PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
+             "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 
 

@@ -8,6 +8,9 @@ can be dropped in). A download goes to a temporary file in the cache folder and 
 renamed into place only after its size and sha256 match the card, so an interrupted or
 corrupt download never poisons the cache.
 
+``$EDGEZOO_DISTS`` names folders (os.pathsep-separated) searched first, read only, for
+distribution files: a wheelhouse made with ``pip download``, or another cache's ``dists/``.
+
 Registry distributions are found with the registries' ordinary index APIs: PyPI's simple
 API in its JSON form (PEP 691) at ``$EDGEZOO_PYPI_INDEX`` (default
 https://pypi.org/simple), npm's package document at ``$EDGEZOO_NPM_REGISTRY`` (default
@@ -171,8 +174,22 @@ def _read_member(archive: Path | bytes, member: str, limit: int, name: str) -> b
     return _read_member(data, rest, limit, f"{name}!/{first}") if rest else data
 
 
+def local_distribution(src: WeightsSource) -> Path | None:
+    """A verified copy of the distribution file in one of the ``$EDGEZOO_DISTS`` folders (a
+    wheelhouse or an earlier cache, read only), if any holds it."""
+    for folder in os.environ.get("EDGEZOO_DISTS", "").split(os.pathsep):
+        candidate = Path(folder) / src.file if folder else None
+        if candidate is not None and candidate.is_file() and sha256_file(candidate) == src.file_sha256:
+            return candidate
+    return None
+
+
 def fetch_distribution(src: WeightsSource, progress=None) -> Path:
-    """The verified distribution file in ``dists/`` (fetched when absent or damaged)."""
+    """The verified distribution file: from ``$EDGEZOO_DISTS``, the cache's ``dists/``, or
+    fetched into it (when absent or damaged)."""
+    local = local_distribution(src)
+    if local is not None:
+        return local
     dest = cache_subdir("dists") / src.file
     if dest.is_file():
         if sha256_file(dest) == src.file_sha256:
@@ -305,6 +322,6 @@ def available_offline(version: Version) -> bool:
     for src in version.sources:
         if src.kind == "package" or cached_path(src).is_file():
             return True
-        if src.kind in ("pypi", "npm") and (cache_dir() / "dists" / src.file).is_file():
+        if src.kind in ("pypi", "npm") and ((cache_dir() / "dists" / src.file).is_file() or local_distribution(src)):
             return True
     return False
