@@ -88,7 +88,7 @@ def test_card_params_and_macs_are_computed_not_typed():
     for card in catalog.list_cards():
         model = models.build(card.architecture)
         assert card.params == models.count_params(model), card.id
-        assert card.macs == models.count_macs(model, *(i.shape for i in card.inputs)), card.id
+        assert card.macs == models.count_macs(model, *(i.shape for i in card.inputs), dtypes=[i.dtype for i in card.inputs]), card.id
 
 
 def test_every_profile_and_card_names_registered_plugins():

@@ -46,6 +46,9 @@ def render(card, version=None, bundle: dict | None = None) -> str:
     p = card.preprocess
     if p.kind == "image":
         lines.append(f"RGB image; resize the shorter side to {p.resize} px (bilinear), centre-crop {p.crop} px, then")
+    elif p.kind == "text":
+        lines.append(f"Sentences, tokenized by the bundled `tokenizer.json` into {card.input.shape[1]} token ids and an attention mask "
+                     "(longer sentences are truncated, and the runner says so); the ids as they are:")
     elif p.kind == "audio":
         lines.append("16 kHz mono audio (a 16-bit PCM WAV file for the runner), cut into the model's windows; samples as they are:")
     elif p.kind == "features":

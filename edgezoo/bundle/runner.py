@@ -228,7 +228,8 @@ def main(argv=None) -> int:
     task_reads, task_infers = globals().get("read_input"), globals().get("infer")
     try:
         feeds = task_reads(args.input, manifest) if task_reads else load_inputs(args.input, pre, manifest["inputs"])
-        if not all(np.all(np.isfinite(x)) for x in (feeds if isinstance(feeds, list) else [feeds])):
+        arrays = [np.asarray(x) for x in (feeds if isinstance(feeds, list) else [feeds]) if not isinstance(x, str)]
+        if not all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"):
             raise InputError("input contains NaN or infinite values")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

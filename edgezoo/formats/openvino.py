@@ -66,7 +66,8 @@ class OpenvinoFormat(OnnxSourced):
         if precision == "fp16":
             ctx.lineage.append(ovs.convert(ctx.onnx_fp32, out, compress_to_fp16=True))
         else:
-            ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha))
+            ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha,
+                                                 transformer="transformer" in ctx.plan.card.tags))
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)
 
     def tensor_specs(self, model_path, card):

@@ -116,8 +116,12 @@ def load_data(plan: Plan, streams: bool = False):
     calib = datasets.load_split(ev.dataset, ev.calibration_split)
     evs = datasets.load_split(ev.dataset, ev.eval_split)
     keep = slice(None) if streams else slice(plan.calibration_samples)
-    x_cal = [datasets.preprocess_split(calib, card)[keep], *(e[keep] for e in calib.extra)]
-    x_eval = [datasets.preprocess_split(evs, card), *evs.extra]
+    if card.preprocess.kind == "text":  # one string per sample; the tokenizer makes every input
+        x_cal = [a[keep] for a in datasets.text_inputs(calib, card)]
+        x_eval = datasets.text_inputs(evs, card)
+    else:
+        x_cal = [datasets.preprocess_split(calib, card)[keep], *(e[keep] for e in calib.extra)]
+        x_eval = [datasets.preprocess_split(evs, card), *evs.extra]
     rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(min(len(x_cal[0]), plan.calibration_samples)),
            "sha256": calib.sha256}
     return UserData(x_cal, x_eval, evs.labels, None, rec, f"{ev.dataset}:{ev.eval_split}")
@@ -127,7 +131,8 @@ def _noise_calibration(plan: Plan):
     from edgezoo.intake.data import UserData
 
     rng = np.random.default_rng(0)
-    x = [rng.standard_normal((CHECK_CALIBRATION_SAMPLES, *i.shape[1:])).astype(np.float32) for i in plan.card.inputs]
+    x = [rng.standard_normal((CHECK_CALIBRATION_SAMPLES, *i.shape[1:])).astype(np.float32) if i.dtype == "float32"
+         else rng.integers(0, 2, (CHECK_CALIBRATION_SAMPLES, *i.shape[1:])).astype(i.dtype) for i in plan.card.inputs]
     return UserData(x, [a[:0] for a in x], None, None, None, "noise")
 
 
@@ -325,6 +330,13 @@ class Executor:
         src = plan.card.version().weights
         with self.stage("fetch weights"):
             wpath = None if plan.weights == "random" else resolve_version(plan.card.version(), local=plan.weights_path)
+            if plan.card.version().assets:  # shipped in the bundle beside the model (a tokenizer)
+                from edgezoo.zoo.sources import resolve_assets
+
+                extras = ctx.work / "extras"
+                extras.mkdir(exist_ok=True)
+                for name, path in resolve_assets(plan.card.version()).items():
+                    shutil.copyfile(path, extras / name)
         ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
         with self.stage("load model"):
             if self.shared.torch_model is None:

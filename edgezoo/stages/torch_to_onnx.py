@@ -73,7 +73,7 @@ def _reestimate_batchnorm(model, x: np.ndarray, batch: int = 16) -> None:
 
 def export_onnx(model, card, out: Path, cfg: ExportConfig, weights_sha: str) -> Step:
     torch = require("torch", extra="torch", purpose="exporting to ONNX")
-    dummies = tuple(torch.zeros(tuple(i.shape), dtype=torch.float32) for i in card.inputs)
+    dummies = tuple(torch.zeros(tuple(i.shape), dtype=getattr(torch, i.dtype)) for i in card.inputs)
     # The TorchScript exporter gives the classic operator set (GlobalAveragePool, Flatten,
     # Gemm) that onnxruntime's quantizer and int8 kernels fuse best, is deterministic and
     # exports in well under a second; the torch.export-based one (dynamo=True) takes ~5 s

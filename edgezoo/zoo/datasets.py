@@ -33,7 +33,7 @@ class Split:
     def sha256(self) -> str:
         """Hash of the raw samples and labels: recorded so calibration is reproducible."""
         h = hashlib.sha256()
-        h.update(np.ascontiguousarray(self.raw).tobytes())
+        h.update("\n".join(self.raw).encode() if self.raw.dtype == object else np.ascontiguousarray(self.raw).tobytes())
         if self.labels is not None:
             h.update(np.ascontiguousarray(self.labels).tobytes())
         return h.hexdigest()
@@ -119,7 +119,20 @@ def _speech(split: str) -> Split:
     return Split("speech-synth-16k", split, x, np.concatenate(labels), extra=(np.zeros((len(x), 2, 128), np.float32),))
 
 
+def _sentence_pairs(split: str) -> Split:
+    """Sentences (edgezoo.zoo.text): eval = the PAIRS, two rows each, labels (pair, paraphrase?);
+    calib = CALIBRATION. Raw samples are strings: the card's tokenizer makes the inputs."""
+    from edgezoo.zoo import text
+
+    if split == "calib":
+        return Split("sentence-pairs", split, np.array(text.CALIBRATION, dtype=object), None)
+    rows = [s for a, b, _ in text.PAIRS for s in (a, b)]
+    labels = np.array([(i, int(p)) for i, (_, _, p) in enumerate(text.PAIRS) for _ in range(2)], dtype=np.int64)
+    return Split("sentence-pairs", split, np.array(rows, dtype=object), labels)
+
+
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
+             "sentence-pairs": (_sentence_pairs, ("calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 
@@ -131,6 +144,19 @@ def load_split(dataset: str, split: str) -> Split:
     if split not in splits:
         raise UsageError(f"dataset {dataset!r} has no split {split!r}", hint=f"splits: {', '.join(splits)}")
     return fn(split)
+
+
+def text_inputs(split: Split, card) -> list[np.ndarray]:
+    """Token ids and attention masks of a split's sentences, by the card's tokenizer (the
+    runner's own ``tokenize``)."""
+    from edgezoo.tasks.run_embedding import tokenize
+    from edgezoo.zoo.sources import resolve_assets
+
+    assets = resolve_assets(card.version())
+    if "tokenizer.json" not in assets:
+        raise UsageError(f"{card.id}: a text model's version needs a tokenizer.json asset", hint="add it to the card's [[versions]] assets")
+    ids, mask, _ = tokenize(list(split.raw), assets["tokenizer.json"], card.input.shape[1])
+    return [ids, mask]
 
 
 def preprocess_split(split: Split, card) -> np.ndarray:

@@ -74,6 +74,103 @@ def _silero_vad_16k():
     return SileroVad16k()
 
 
+def _minilm_l6():
+    """all-MiniLM-L6-v2: a 6-layer BERT encoder (hidden 384, 12 heads) with mean pooling
+    over the attention mask and L2 normalisation, as sentence-transformers runs it. Module
+    names follow Hugging Face's BertModel, so its safetensors load as they are. Inputs:
+    token ids and attention mask (int64, 1 x 128); output: the unit-length embedding."""
+    import math
+
+    import torch
+    import torch.nn as nn
+
+    hidden, heads, inter, layers = 384, 12, 1536, 6
+
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = nn.Embedding(30522, hidden)
+            self.position_embeddings = nn.Embedding(512, hidden)
+            self.token_type_embeddings = nn.Embedding(2, hidden)
+            self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+            self.register_buffer("position_ids", torch.arange(512).unsqueeze(0))
+
+        def forward(self, ids):
+            n = ids.shape[1]
+            x = self.word_embeddings(ids) + self.position_embeddings(self.position_ids[:, :n]) + self.token_type_embeddings.weight[0]
+            return self.LayerNorm(x)
+
+    class SelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+
+        def forward(self, x, bias):
+            b, n, _ = x.shape
+            q, k, v = (lin(x).view(b, n, heads, hidden // heads).transpose(1, 2) for lin in (self.query, self.key, self.value))
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hidden // heads) + bias, dim=-1)
+            return (att @ v).transpose(1, 2).reshape(b, n, hidden)
+
+    class DenseNorm(nn.Module):
+        def __init__(self, d_in):
+            super().__init__()
+            self.dense = nn.Linear(d_in, hidden)
+            self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+
+        def forward(self, x, residual):
+            return self.LayerNorm(self.dense(x) + residual)
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.self = SelfAttention()
+            self.output = DenseNorm(hidden)
+
+    class Intermediate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(hidden, inter)
+
+        def forward(self, x):
+            return torch.nn.functional.gelu(self.dense(x))
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = Attention()
+            self.intermediate = Intermediate()
+            self.output = DenseNorm(inter)
+
+        def forward(self, x, bias):
+            a = self.attention.output(self.attention.self(x, bias), x)
+            return self.output(self.intermediate(a), a)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.ModuleList(Layer() for _ in range(layers))
+
+    class MiniLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = Embeddings()
+            self.encoder = Encoder()
+            self.pooler = nn.Module()  # BERT's CLS pooler: in the published weights, unused by sentence-transformers
+            self.pooler.dense = nn.Linear(hidden, hidden)
+
+        def forward(self, input_ids, attention_mask):
+            mask = attention_mask.to(torch.float32)
+            bias = ((1.0 - mask) * -1e4)[:, None, None, :]  # padded tokens get no attention
+            x = self.embeddings(input_ids)
+            for layer in self.encoder.layer:
+                x = layer(x, bias)
+            summed = (x * mask[:, :, None]).sum(dim=1)
+            pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+            return pooled / pooled.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    return MiniLM()
+
+
 def _torchvision(name: str):
     def build():
         from edgezoo.errors import require
@@ -87,6 +184,7 @@ def _torchvision(name: str):
 ARCHITECTURES = {
     "edgezoo.digits_cnn": _digits_cnn,
     "silero.vad16k": _silero_vad_16k,
+    "sentence-transformers.all-minilm-l6-v2": _minilm_l6,
     "torchvision.mobilenet_v2": _torchvision("mobilenet_v2"),
     "torchvision.mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
     "torchvision.resnet18": _torchvision("resnet18"),
@@ -166,7 +264,7 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model, input_shape, *extra_shapes) -> int:
+def count_macs(model, input_shape, *extra_shapes, dtypes=()) -> int:
     """Multiply-accumulates of one forward pass: half the FLOPs torch's own FlopCounterMode
     counts for convolutions and matrix products (the figure cards state and the
     microcontroller latency estimate uses)."""
@@ -174,5 +272,7 @@ def count_macs(model, input_shape, *extra_shapes) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(tuple(input_shape)), *(torch.zeros(tuple(s)) for s in extra_shapes))
+        shapes = (input_shape, *extra_shapes)
+        kinds = list(dtypes) + ["float32"] * (len(shapes) - len(dtypes))
+        model(*(torch.zeros(tuple(s), dtype=getattr(torch, k)) for s, k in zip(shapes, kinds)))
     return counter.get_total_flops() // 2

@@ -325,3 +325,8 @@ def available_offline(version: Version) -> bool:
         if src.kind in ("pypi", "npm") and ((cache_dir() / "dists" / src.file).is_file() or local_distribution(src)):
             return True
     return False
+
+
+def resolve_assets(version: Version, progress=None) -> dict[str, Path]:
+    """Verified local paths of a version's assets, by file name."""
+    return {Path((a.member or a.url or a.path or "").split("!/")[-1]).name: resolve_weights(a, progress=progress) for a in version.assets}
