@@ -46,7 +46,7 @@ def test_manifest_records_scheme_lineage_and_checksums(digits_int8):
     assert m["inputs"][0]["shape"] == [1, 1, 8, 8] and m["inputs"][0]["layout"] == "NCHW"
     assert "scale" in m["inputs"][0]["quantization"]
     assert m["labels"] == [str(i) for i in range(10)]
-    assert set(m["files"]) == {"model.onnx", "run.py", "MODEL_CARD.md"}
+    assert set(m["files"]) == {"model.onnx", "run.py", "MODEL_CARD.md", "LICENSE", "NOTICE"}
     for step in m["lineage"]:
         assert step["tool_version"]
 

@@ -42,6 +42,11 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
             state = load_file(str(weights_path))
         elif stored_as == "onnx":
             state = models.onnx_state_dict(card.architecture, weights_path)
+        elif stored_as == "h5":
+            from edgezoo.zoo import keras
+
+            keras.load_h5(model, weights_path)  # arrays read by h5py, checked against the architecture's shapes
+            state = model.state_dict()
         else:
             # weights_only refuses pickled code: a checkpoint can carry tensors, nothing else
             state = torch.load(str(weights_path), map_location="cpu", weights_only=True)

@@ -119,6 +119,54 @@ def _speech(split: str) -> Split:
     return Split("speech-synth-16k", split, x, np.concatenate(labels), extra=(np.zeros((len(x), 2, 128), np.float32),))
 
 
+# Person / no-person crops of scikit-image's bundled photographs (truth by construction):
+# every person crop contains the head and shoulders box of the astronaut (Eileen Collins) or
+# the cameraman; the others come from photographs without people.
+PERSON_BOXES = {"astronaut": (150, 20, 300, 200), "camera": (150, 60, 300, 250)}  # x0, y0, x1, y1
+NO_PERSON = ("coffee", "chelsea", "rocket", "immunohistochemistry", "retina", "brick", "grass", "gravel", "page", "clock",
+             "logo", "colorwheel", "horse", "text", "moon", "hubble_deep_field", "coins")
+VWW_SPLITS = {"calib": (16, 101), "eval": (60, 102)}  # crops of each class, seed
+
+
+def _rgb(img) -> np.ndarray:
+    img = img[0] if isinstance(img, tuple) else img
+    if img.dtype != np.uint8:
+        img = (np.clip(img, 0, 1) * 255).astype(np.uint8) if img.max() <= 1 else np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def _vww(split: str, size: int = 128) -> Split:
+    data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled photographs")
+    from PIL import Image
+
+    per_class, seed = VWW_SPLITS[split]
+    rng = np.random.default_rng(seed)
+    crops, labels = [], []
+    people = {n: _rgb(getattr(data, n)()) for n in PERSON_BOXES}
+    others = [_rgb(getattr(data, n)()) for n in NO_PERSON]
+    for i in range(per_class):
+        name = list(PERSON_BOXES)[i % len(PERSON_BOXES)]
+        img, (x0, y0, x1, y1) = people[name], PERSON_BOXES[name]
+        h, w = img.shape[:2]
+        side = int(rng.integers(max(x1 - x0, y1 - y0) + 20, min(h, w) + 1))
+        left = int(rng.integers(max(0, x1 - side), min(x0, w - side) + 1))
+        top = int(rng.integers(max(0, y1 - side), min(y0, h - side) + 1))
+        crops.append((img[top : top + side, left : left + side], 0))
+        img = others[int(rng.integers(len(others)))]
+        h, w = img.shape[:2]
+        side = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crops.append((img[top : top + side, left : left + side], 1))
+    out = np.empty((len(crops), size, size, 3), np.uint8)
+    for k, (c, label) in enumerate(crops):
+        patch = Image.fromarray(c).resize((size, size), Image.BILINEAR)
+        out[k] = np.asarray(patch.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else patch)
+        labels.append(label)
+    return Split("skimage-vww", split, out, np.array(labels, dtype=np.int64))
+
+
 def _sentence_pairs(split: str) -> Split:
     """Sentences (edgezoo.zoo.text): eval = the PAIRS, two rows each, labels (pair, paraphrase?);
     calib = CALIBRATION. Raw samples are strings: the card's tokenizer makes the inputs."""
@@ -132,7 +180,7 @@ def _sentence_pairs(split: str) -> Split:
 
 
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
-             "sentence-pairs": (_sentence_pairs, ("calib", "eval")),
+             "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 

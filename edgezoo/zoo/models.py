@@ -245,7 +245,27 @@ def onnx_state_dict(architecture: str, path) -> dict:
     return {ours: torch.from_numpy(numpy_helper.to_array(found[theirs]).copy()) for theirs, ours in names.items() if theirs in found}
 
 
+def _keras(name: str, layout: str):
+    import json
+    from importlib import resources
+
+    path = resources.files("edgezoo.zoo") / "architectures" / f"{name}.json"
+    if not path.is_file():
+        raise NotFoundError("Keras architecture", name, sorted(p.name[:-5] for p in (resources.files("edgezoo.zoo") / "architectures").iterdir()))
+    from edgezoo.zoo import keras
+
+    return keras.build(json.loads(path.read_text(encoding="utf-8")), layout)
+
+
 def build(architecture: str):
+    """A zoo architecture by name: ``edgezoo.*`` (defined here), ``torchvision.*``,
+    ``edgezoo.mlp:IN-...-OUT``, or ``keras.NAME`` / ``keras-nchw.NAME`` (a Keras layer graph
+    committed in edgezoo/zoo/architectures, taking its own channels-last input or NCHW images)."""
+    if architecture.startswith(("keras.", "keras-nchw.")):
+        prefix, name = architecture.split(".", 1)
+        model = _keras(name, "NCHW" if prefix == "keras-nchw" else "keras")
+        model.eval()
+        return model
     if architecture.startswith("edgezoo.mlp:"):
         try:
             model = _mlp(architecture.split(":", 1)[1])
