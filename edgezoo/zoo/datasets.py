@@ -167,6 +167,16 @@ def _vww(split: str, size: int = 128) -> Split:
     return Split("skimage-vww", split, out, np.array(labels, dtype=np.int64))
 
 
+def _keywords(split: str) -> Split:
+    """One-second clips of keywords, other words and noise spoken by voices that the
+    training split never uses (edgezoo.zoo.speech_commands), as the runner's log-mel frames."""
+    from edgezoo.tasks.run_kws import features
+    from edgezoo.zoo import speech_commands
+
+    audio, labels = speech_commands.load(split)
+    return Split("speech-commands-synth", split, np.stack([features(a) for a in audio]), labels)
+
+
 def _sentence_pairs(split: str) -> Split:
     """Sentences (edgezoo.zoo.text): eval = the PAIRS, two rows each, labels (pair, paraphrase?);
     calib = CALIBRATION. Raw samples are strings: the card's tokenizer makes the inputs."""
@@ -181,6 +191,7 @@ def _sentence_pairs(split: str) -> Split:
 
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
              "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
+             "speech-commands-synth": (_keywords, ("calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 

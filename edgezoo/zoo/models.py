@@ -35,6 +35,21 @@ def _digits_cnn():
     return DigitsCNN()
 
 
+def _kws_dscnn():
+    """A depthwise-separable CNN for keyword spotting (the MLPerf Tiny DS-CNN layout, 64
+    channels) on 49 x 40 log-mel frames: one second of audio in, 12 scores out."""
+    import torch.nn as nn
+
+    def block(cin, cout, k, stride, pad, groups=1):
+        return [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    layers = block(1, 64, (10, 4), (2, 2), (5, 1))
+    for _ in range(4):
+        layers += block(64, 64, 3, 1, 1, groups=64) + block(64, 64, 1, 1, 0)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 12)]
+    return nn.Sequential(*layers)
+
+
 def _silero_vad_16k():
     """Silero VAD v6 (16 kHz), a port of its published architecture that loads the
     ``silero_vad_16k.safetensors`` state dict as is. One call classifies a 512-sample chunk
@@ -184,6 +199,7 @@ def _torchvision(name: str):
 ARCHITECTURES = {
     "edgezoo.digits_cnn": _digits_cnn,
     "silero.vad16k": _silero_vad_16k,
+    "edgezoo.kws_dscnn": _kws_dscnn,
     "sentence-transformers.all-minilm-l6-v2": _minilm_l6,
     "torchvision.mobilenet_v2": _torchvision("mobilenet_v2"),
     "torchvision.mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
