@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgezoo.zoo import catalog, licenses
@@ -145,3 +146,25 @@ def test_tabular_regression_prints_a_value(tmp_path_factory, tmp_path):
     assert res.returncode == 0, res.stderr
     value = json.loads(res.stdout)["value"]
     assert 25 <= value <= 346  # the data set's target range
+
+
+def test_anomaly_autoencoder_on_a_microcontroller(tmp_path_factory, tmp_path):
+    bundle, _, _ = _export_once(tmp_path_factory, "anomaly-breast-cancer", "--target", "nrf52840")
+    report = json.loads((bundle / "report.json").read_text())
+    auc = {k: v["quality"]["metrics"]["auc"] for k, v in report["variants"].items()}
+    assert auc["fp32"] > 85 and auc["int8"] > auc["fp32"] - 2, auc
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["task_options"]["threshold"] > 0
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    malignant = int(np.flatnonzero(data.target == 0)[0])
+    row = tmp_path / "m.csv"
+    with row.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(data.feature_names))
+        w.writerow([float(v) for v in data.data[malignant]])
+    res = _run(bundle, str(row), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["anomaly"] is True and out["score"] >= 1.0

@@ -81,6 +81,7 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         outputs=tuple(_strict.load(TensorSpec, o) for o in outputs),
         preprocess=preprocess,
         labels=tuple(load_labels(card.labels)) if card.labels else (),
+        task_options=dict(card.task_options),
         files=files,
         lineage=tuple(_strict.load(LineageStep, dump(s)) for s in result.lineage),
         quantization=quantization,

@@ -346,8 +346,8 @@ class Executor:
             if not check_only:
                 ctx.x_cal = self.task.calibration_inputs(ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
             if self.shared.torch_ref is None and len(x_eval[0]):
-                if self.task.streams:
-                    self.shared.torch_ref = self.task.infer(torch_runner(ctx.torch_model), x_eval, labels)
+                if self.task.drives_model:
+                    self.shared.torch_ref = self.task.infer(torch_runner(ctx.torch_model), x_eval, labels, plan.card.task_options)
                 else:
                     self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
         return self.shared.torch_ref
@@ -412,7 +412,8 @@ class Executor:
                     continue
                 session = registry.runtime(v.artifact.runtime).open(v.artifact.path, self.plan.threads, v.artifact.config)
                 v.effective_precision = session.effective_precision()
-                outputs = self.task.infer(session.run, x_eval, labels) if self.task.streams else run_batch(session, x_eval)
+                outputs = (self.task.infer(session.run, x_eval, labels, self.plan.card.task_options) if self.task.drives_model
+                           else run_batch(session, x_eval))
                 if ref is None:
                     ref = outputs
                 v.quality = self.task.compare(ref, outputs, labels)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 # A short list of SPDX identifiers we know; a card may use any valid-looking SPDX
@@ -199,6 +199,7 @@ class Card:
     targets: tuple[str, ...] = ()  # the target profiles the card is made and evaluated for (the first is the default)
     calibration_method: str = ""  # the calibration this model needs when it differs from the profile's (with the reason in quantization_notes)
     calibration_samples: int = 0  # likewise, when the profile's default is too few for this model
+    task_options: dict[str, float] = field(default_factory=dict)  # settings the task needs (an anomaly threshold); in the manifest
     precision: str = ""  # the precision this model should ship in when it is not the profile's default (the reason in quantization_notes)
     quantization_notes: str = ""  # what int8 does to this model, measured, and the precision to choose when it hurts
 

@@ -3,7 +3,7 @@ timestamps, no timings (those live in report.json), so a rebuild gives identical
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -83,6 +83,7 @@ class Manifest:
     quantization: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     deploy: tuple[str, ...] = ()
+    task_options: dict[str, float] = field(default_factory=dict)  # the card's settings for the task's runner (a threshold)
 
     def validate(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA_VERSION:

@@ -44,9 +44,11 @@ class Task(abc.ABC):
     runner_module: str = ""  # standalone file with add_arguments(parser), present(outputs, manifest, args), render(result)
     streams: bool = False  # a recurrent model whose state goes back in: evaluated by ``infer``, sequence by sequence
 
-    def infer(self, run_one, feeds: list[np.ndarray], labels: np.ndarray | None) -> list[np.ndarray]:
+    def infer(self, run_one, feeds: list[np.ndarray], labels: np.ndarray | None, options: dict | None = None) -> list[np.ndarray]:
         """Outputs for N samples; ``run_one`` maps one sample's inputs (batch of one) to its
-        outputs. Streaming tasks override this to carry their state as the runner does."""
+        outputs. A task overrides this when its result needs more than the model's outputs: a
+        streaming model's state carried as the runner does, a score computed from the input
+        (``options``: the card's task_options)."""
         per_sample = [run_one([f[i : i + 1] for f in feeds]) for i in range(len(feeds[0]))]
         return [np.concatenate([np.asarray(s[k]) for s in per_sample], axis=0) for k in range(len(per_sample[0]))]
 
@@ -55,6 +57,11 @@ class Task(abc.ABC):
         streaming task the whole calibration sequence, from which it picks ``count`` with the
         states the fp32 model reaches there)."""
         return x_cal
+
+    @property
+    def drives_model(self) -> bool:
+        """True when the task overrides ``infer`` (the executor then evaluates through it)."""
+        return type(self).infer is not Task.infer
 
     @abc.abstractmethod
     def compare(self, ref: list[np.ndarray], out: list[np.ndarray], labels: np.ndarray | None) -> Quality:

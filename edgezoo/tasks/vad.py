@@ -63,7 +63,7 @@ class VoiceActivity(Task):
     runner_module = "edgezoo.tasks.run_vad"
     streams = True
 
-    def infer(self, run_one, feeds, labels):
+    def infer(self, run_one, feeds, labels, options=None):
         probs = np.zeros((len(feeds[0]), 1), np.float32)
         state_shape = (1, *feeds[1].shape[1:])
         for idx in _clips(labels, len(feeds[0])):

@@ -189,9 +189,21 @@ def _sentence_pairs(split: str) -> Split:
     return Split("sentence-pairs", split, np.array(rows, dtype=object), labels)
 
 
+def _breast_cancer_anomaly(split: str) -> Split:
+    """Breast cancer rows for anomaly detection: train = benign rows of the tabular train split
+    (the autoencoder learns normal tissue only); calib = benign rows of the calibration split;
+    eval = the whole evaluation split, labels 1 = malignant (the anomaly), 0 = benign."""
+    base = _tabular("sklearn-breast-cancer")(split)
+    benign = base.labels == 1  # scikit-learn's target: 0 malignant, 1 benign
+    if split in ("train", "calib"):
+        return Split("sklearn-breast-cancer-anomaly", split, base.raw[benign], np.zeros(int(benign.sum()), np.int64))
+    return Split("sklearn-breast-cancer-anomaly", split, base.raw, (~benign).astype(np.int64))
+
+
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
              "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
              "speech-commands-synth": (_keywords, ("calib", "eval")),
+             "sklearn-breast-cancer-anomaly": (_breast_cancer_anomaly, ("train", "calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 

@@ -273,6 +273,38 @@ def _keras(name: str, layout: str):
     return keras.build(json.loads(path.read_text(encoding="utf-8")), layout)
 
 
+def _autoencoder(spec: str):
+    """``edgezoo.autoencoder:IN-H...-CODE``: a ReLU autoencoder; it returns the reconstruction
+    (only Linear and ReLU: every format and int8 kernel takes it), and the anomaly score, the
+    mean squared reconstruction error over a threshold, is computed beside it by the task and
+    the runner (``score`` here, for training)."""
+    import torch
+    import torch.nn as nn
+
+    dims = [int(d) for d in spec.split("-")]
+
+    def mlp(ds):
+        layers = []
+        for a, b in zip(ds[:-1], ds[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        return layers[:-1]
+
+    class AutoEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(*mlp(dims), nn.ReLU())
+            self.decoder = nn.Sequential(*mlp(dims[::-1]))
+            self.register_buffer("threshold", torch.ones(1))
+
+        def score(self, x):
+            return ((x - self(x)) ** 2).mean(dim=1, keepdim=True) / self.threshold
+
+        def forward(self, x):
+            return self.decoder(self.encoder(x))
+
+    return AutoEncoder()
+
+
 def build(architecture: str):
     """A zoo architecture by name: ``edgezoo.*`` (defined here), ``torchvision.*``,
     ``edgezoo.mlp:IN-...-OUT``, or ``keras.NAME`` / ``keras-nchw.NAME`` (a Keras layer graph
@@ -280,6 +312,10 @@ def build(architecture: str):
     if architecture.startswith(("keras.", "keras-nchw.")):
         prefix, name = architecture.split(".", 1)
         model = _keras(name, "NCHW" if prefix == "keras-nchw" else "keras")
+        model.eval()
+        return model
+    if architecture.startswith("edgezoo.autoencoder:"):
+        model = _autoencoder(architecture.split(":", 1)[1])
         model.eval()
         return model
     if architecture.startswith("edgezoo.mlp:"):
