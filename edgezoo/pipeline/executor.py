@@ -121,7 +121,7 @@ def load_data(plan: Plan, streams: bool = False):
         x_eval = datasets.text_inputs(evs, card)
     else:
         x_cal = [datasets.preprocess_split(calib, card)[keep], *(e[keep] for e in calib.extra)]
-        x_eval = [datasets.preprocess_split(evs, card), *evs.extra]
+        x_eval = registry.task(card.task).dataset_inputs(evs, card) or [datasets.preprocess_split(evs, card), *evs.extra]
     rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(min(len(x_cal[0]), plan.calibration_samples)),
            "sha256": calib.sha256}
     return UserData(x_cal, x_eval, evs.labels, None, rec, f"{ev.dataset}:{ev.eval_split}")

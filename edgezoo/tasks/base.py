@@ -58,6 +58,12 @@ class Task(abc.ABC):
         states the fp32 model reaches there)."""
         return x_cal
 
+    def dataset_inputs(self, split, card) -> list[np.ndarray] | None:
+        """The evaluation feeds, when the task's ``infer`` consumes something else than the
+        model's preprocessed inputs (whole images a detector slides over); None: the card's
+        preprocessing makes them."""
+        return None
+
     @property
     def drives_model(self) -> bool:
         """True when the task overrides ``infer`` (the executor then evaluates through it)."""

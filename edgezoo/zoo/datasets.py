@@ -167,6 +167,59 @@ def _vww(split: str, size: int = 128) -> Split:
     return Split("skimage-vww", split, out, np.array(labels, dtype=np.int64))
 
 
+FACE_SEED = 20261129
+
+
+def _faces(split: str, size: int = 160) -> Split:
+    """Faces from scikit-image's bundled lfw_subset (Labeled Faces in the Wild, 25x25 grey).
+    calib: 40 face crops and 40 windows of photographs without people, 48x48 (the model's
+    input); eval: 30 scenes of 160x160, photograph backgrounds with 0-2 of the other faces
+    pasted at random sizes (36-80 px) and places; labels are the pasted boxes (image, x1, y1,
+    x2, y2): truth by construction."""
+    data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled LFW subset")
+    from PIL import Image
+
+    faces = np.round(data.lfw_subset()[:100] * 255).astype(np.uint8)
+    order = np.random.default_rng(FACE_SEED).permutation(100)
+    backgrounds = [_rgb(getattr(data, n)()) for n in NO_PERSON]
+    rng = np.random.default_rng(FACE_SEED + (1 if split == "calib" else 2))
+
+    def crop(img, side):
+        h, w = img.shape[:2]
+        side = min(side, h, w)
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        return img[top : top + side, left : left + side]
+
+    def rgb_face(k, side):
+        return np.asarray(Image.fromarray(faces[k]).convert("RGB").resize((side, side), Image.BILINEAR))
+
+    if split == "calib":
+        out = [rgb_face(k, 48) for k in order[:40]]
+        for _ in range(40):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            out.append(np.asarray(Image.fromarray(crop(bg, int(rng.integers(40, 200)))).resize((48, 48), Image.BILINEAR)))
+        return Split("face-composites", split, np.stack(out), None)
+    scenes, boxes = [], []
+    pool = list(order[40:])
+    for i in range(30):
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        scene = np.array(Image.fromarray(crop(bg, int(rng.integers(size, 400)))).resize((size, size), Image.BILINEAR))
+        placed = []
+        for _ in range(int(rng.integers(0, 3))):
+            side = int(rng.integers(36, 81))
+            for _attempt in range(20):
+                x, y = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
+                if all(x + side <= a or a + s <= x or y + side <= b or b + s <= y for a, b, s in placed):
+                    break
+            else:
+                continue
+            scene[y : y + side, x : x + side] = rgb_face(pool.pop(), side)
+            placed.append((x, y, side))
+            boxes.append([i, x, y, x + side, y + side])
+        scenes.append(scene)
+    return Split("face-composites", split, np.stack(scenes), np.array(boxes, np.float64).reshape(-1, 5))
+
+
 def _keywords(split: str) -> Split:
     """One-second clips of keywords, other words and noise spoken by voices that the
     training split never uses (edgezoo.zoo.speech_commands), as the runner's log-mel frames."""
@@ -203,6 +256,7 @@ def _breast_cancer_anomaly(split: str) -> Split:
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
              "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
              "speech-commands-synth": (_keywords, ("calib", "eval")),
+             "face-composites": (_faces, ("calib", "eval")),
              "sklearn-breast-cancer-anomaly": (_breast_cancer_anomaly, ("train", "calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})

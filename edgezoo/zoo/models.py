@@ -50,6 +50,36 @@ def _kws_dscnn():
     return nn.Sequential(*layers)
 
 
+def _mtcnn_onet():
+    """MTCNN's output network (Zhang et al. 2016) with facenet-pytorch's parameter names: a
+    48x48 RGB window ((pixel - 127.5) / 128) in; face/non-face logits, a box correction
+    (fractions of the window) and five landmarks out. The softmax is left to the task."""
+    import torch.nn as nn
+
+    class ONet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+            self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+            self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+            self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+            self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
+
+        def forward(self, x):
+            x = self.pool1(self.prelu1(self.conv1(x)))
+            x = self.pool2(self.prelu2(self.conv2(x)))
+            x = self.pool3(self.prelu3(self.conv3(x)))
+            x = self.prelu4(self.conv4(x))
+            x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))  # the Caffe original's order
+            return self.dense6_1(x), self.dense6_2(x), self.dense6_3(x)
+
+    return ONet()
+
+
 def _silero_vad_16k():
     """Silero VAD v6 (16 kHz), a port of its published architecture that loads the
     ``silero_vad_16k.safetensors`` state dict as is. One call classifies a 512-sample chunk
@@ -200,6 +230,7 @@ ARCHITECTURES = {
     "edgezoo.digits_cnn": _digits_cnn,
     "silero.vad16k": _silero_vad_16k,
     "edgezoo.kws_dscnn": _kws_dscnn,
+    "mtcnn.onet": _mtcnn_onet,
     "sentence-transformers.all-minilm-l6-v2": _minilm_l6,
     "torchvision.mobilenet_v2": _torchvision("mobilenet_v2"),
     "torchvision.mobilenet_v3_small": _torchvision("mobilenet_v3_small"),

@@ -1,0 +1,49 @@
+"""Face detection (MTCNN's output network from the facenet-pytorch wheel) slid over images:
+F1 against pasted faces, and the runner finding the astronaut's face and none in a cup."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import _export_once, needs_pulled
+
+pytestmark = needs_pulled("face-mtcnn-onet")
+
+
+@pytest.fixture(scope="module")
+def face_pi(tmp_path_factory):
+    return _export_once(tmp_path_factory, "face-mtcnn-onet", "--target", "raspberrypi")
+
+
+def test_detection_metrics_in_the_target_runtime(face_pi):
+    report = json.loads((face_pi[0] / "report.json").read_text())
+    for name, v in report["variants"].items():
+        m = v["quality"]["metrics"]
+        assert v["runtime"] == "litert" and m["f1"] >= 85 and m["recall"] >= 85, (name, m)
+
+
+def test_runner_finds_the_astronauts_face(face_pi, tmp_path):
+    from PIL import Image
+    import skimage.data
+
+    bundle = face_pi[0]
+    astro, cup = tmp_path / "astronaut.png", tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.astronaut()).save(astro)
+    Image.fromarray(skimage.data.coffee()).save(cup)
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(astro), "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    faces = json.loads(res.stdout)["faces"]
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 140 < (x1 + x2) / 2 < 310 and 20 < (y1 + y2) / 2 < 200  # the head, top centre of the photograph
+    assert len(faces[0]["landmarks"]) == 5
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(cup)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "no face found" in res.stdout
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (10, 10)).save(tiny)
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(tiny)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "at least 24 pixels" in res.stderr
