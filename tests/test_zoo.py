@@ -168,3 +168,26 @@ def test_anomaly_autoencoder_on_a_microcontroller(tmp_path_factory, tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["anomaly"] is True and out["score"] >= 1.0
+
+
+def test_gesture_cnn_on_a_microcontroller_and_its_runner(tmp_path_factory, tmp_path):
+    from edgezoo.zoo import imu
+
+    bundle, _, _ = _export_once(tmp_path_factory, "gesture-imu-cnn", "--target", "nrf52840")
+    report = json.loads((bundle / "report.json").read_text())
+    acc = {k: v["quality"]["metrics"]["accuracy"] for k, v in report["variants"].items()}
+    assert acc["fp32"] > 80 and acc["int8"] > acc["fp32"] - 2, acc
+    rng = np.random.default_rng(7)
+    hits = 0
+    for kind in ("circle", "flip", "idle"):
+        x = imu.gesture(kind, rng)
+        f = tmp_path / f"{kind}.csv"
+        f.write_text("ax,ay,az\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in np.concatenate([x[:20], x])))
+        res = _run(bundle, str(f), "--json")
+        assert res.returncode == 0, res.stderr
+        hits += json.loads(res.stdout)["top"][0]["label"] == kind
+    assert hits >= 2
+    short = tmp_path / "short.csv"
+    short.write_text("0,0,1\n" * 10)
+    res = _run(bundle, str(short))
+    assert res.returncode == 2 and "needs 100" in res.stderr

@@ -55,3 +55,10 @@ class TabularRegression(Task):
             metrics["mae"] = float(np.mean(np.abs(t - y)))
         agreement = float(np.mean(np.abs(y - y_ref) <= REGRESSION_AGREE * spread) * 100.0)
         return Quality(samples=len(out[0]), gate_metric=self.gate_metric, metrics=metrics, agreement=agreement, **fidelity(ref, out))
+
+
+class GestureRecognition(TabularClassification):
+    name = "gesture-recognition"
+    description = "a window of accelerometer samples in, gesture scores out; the runner reads a CSV of ax, ay, az and prints the gesture"
+    metric_description = "accuracy (%) on the card's labelled evaluation windows; agreement = same gesture as the reference"
+    runner_module = "edgezoo.tasks.run_gesture"

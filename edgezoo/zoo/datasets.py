@@ -220,6 +220,14 @@ def _faces(split: str, size: int = 160) -> Split:
     return Split("face-composites", split, np.stack(scenes), np.array(boxes, np.float64).reshape(-1, 5))
 
 
+def _gestures(split: str) -> Split:
+    """Accelerometer gestures made here (edgezoo.zoo.imu), channels first (N x 3 x 100)."""
+    from edgezoo.zoo import imu
+
+    x, y = imu.make_split(split)
+    return Split("imu-gestures-synth", split, x.transpose(0, 2, 1).copy(), y)
+
+
 def _keywords(split: str) -> Split:
     """One-second clips of keywords, other words and noise spoken by voices that the
     training split never uses (edgezoo.zoo.speech_commands), as the runner's log-mel frames."""
@@ -257,6 +265,7 @@ PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos"
              "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
              "speech-commands-synth": (_keywords, ("calib", "eval")),
              "face-composites": (_faces, ("calib", "eval")),
+             "imu-gestures-synth": (_gestures, ("train", "calib", "eval")),
              "sklearn-breast-cancer-anomaly": (_breast_cancer_anomaly, ("train", "calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})

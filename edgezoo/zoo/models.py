@@ -50,6 +50,17 @@ def _kws_dscnn():
     return nn.Sequential(*layers)
 
 
+def _imu_cnn():
+    """A small 1-D CNN for 100 x 3 accelerometer windows (channels first): three convolution
+    blocks, global average pooling, six gesture scores."""
+    import torch.nn as nn
+
+    def block(cin, cout, stride):
+        return [nn.Conv1d(cin, cout, 5, stride, 2, bias=False), nn.BatchNorm1d(cout), nn.ReLU()]
+
+    return nn.Sequential(*block(3, 16, 1), *block(16, 32, 2), *block(32, 32, 2), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(32, 6))
+
+
 def _mtcnn_onet():
     """MTCNN's output network (Zhang et al. 2016) with facenet-pytorch's parameter names: a
     48x48 RGB window ((pixel - 127.5) / 128) in; face/non-face logits, a box correction
@@ -231,6 +242,7 @@ ARCHITECTURES = {
     "silero.vad16k": _silero_vad_16k,
     "edgezoo.kws_dscnn": _kws_dscnn,
     "mtcnn.onet": _mtcnn_onet,
+    "edgezoo.imu_cnn": _imu_cnn,
     "sentence-transformers.all-minilm-l6-v2": _minilm_l6,
     "torchvision.mobilenet_v2": _torchvision("mobilenet_v2"),
     "torchvision.mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
