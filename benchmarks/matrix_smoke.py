@@ -6,9 +6,13 @@ runtime lacks, ...); anything else (exit 1, a crash) is a failure of this script
     python benchmarks/matrix_smoke.py                          # the full sweep (long)
     python benchmarks/matrix_smoke.py --cards digits-cnn       # the slice CI runs
     python benchmarks/matrix_smoke.py --targets nrf52840 raspberrypi --json matrix.json
+    python benchmarks/matrix_smoke.py --card-targets            # each card on the targets its card names
+    python benchmarks/matrix_smoke.py --card-targets --first    # each card on its default target (the zoo table)
 
-Torchvision cards use --weights random when their weights are not in the cache (offline):
-sizes, operators and memory verdicts do not depend on the weights.
+Cards whose weights are not available offline (not shipped, not in the cache) use
+--weights random: sizes, operators and memory verdicts do not depend on the weights, and no
+task metric is reported for them. The metric column shows fp32 / the exported precision,
+both measured in the target's runtime.
 """
 
 from __future__ import annotations
@@ -30,16 +34,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cards", nargs="+", default=cards)
     ap.add_argument("--targets", nargs="+", default=targets)
+    ap.add_argument("--card-targets", action="store_true", help="each card on the targets its card lists (else every target)")
+    ap.add_argument("--first", action="store_true", help="with --card-targets: only each card's first (default) target")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    from edgezoo.zoo.sources import available_offline
     cells, failures = [], 0
-    print("| card | target | format | precision | result | size KB | metric / fidelity | seconds |")
+    print("| card | target | format | precision | result | size KB | metric fp32 / exported (or fidelity) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for card_id in args.cards:
             card = api.get_card(card_id)
-            weights = None if card.version().weights.kind == "package" else "random"
-            for target_id in args.targets:
+            weights = None if available_offline(card.version()) else "random"
+            targets = [t for t in card.targets if t in args.targets] if args.card_targets and card.targets else args.targets
+            for target_id in targets[:1] if args.first else targets:
                 t0 = time.perf_counter()
                 cell = {"card": card_id, "target": target_id}
                 try:
@@ -48,10 +56,12 @@ def main() -> int:
                     out = api.export(plan)
                     ok = api.verify(out.bundle_dir).ok
                     q = out.report.variants[plan.precision].quality
+                    ref = out.report.variants["fp32"].quality
                     gate = q.gate_value if weights is None else None
                     cell.update(result="ok" if ok else "bundle does not verify", size_kb=out.report.variants[plan.precision].size_bytes / 1024,
-                                quality=(f"{q.gate_metric} {gate:.2f}" if gate is not None else
-                                         f"SQNR {q.sqnr_db:.1f} dB" if q.sqnr_db is not None else "exact"))
+                                quality=(f"{q.gate_metric} {ref.gate_value:.2f} / {gate:.2f}" if gate is not None else
+                                         f"agreement {q.agreement:.1f} %, SQNR {q.sqnr_db:.1f} dB" if q.sqnr_db is not None else "exact"),
+                                weights="pretrained" if weights is None else "random")
                     failures += not ok
                 except EdgezooError as exc:
                     cell.update(result=f"refused (exit {exc.exit_code}): {exc}")

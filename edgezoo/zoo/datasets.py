@@ -81,7 +81,8 @@ def _photo_crops(split: str, size: int = 256) -> Split:
 
 # Tabular data sets bundled in scikit-learn's wheel (no download), split by seeded
 # permutations: 60 % train, 15 % calibration, 25 % evaluation.
-TABULAR = {"sklearn-breast-cancer": "load_breast_cancer", "sklearn-wine": "load_wine", "sklearn-diabetes": "load_diabetes"}
+TABULAR = {"sklearn-breast-cancer": "load_breast_cancer", "sklearn-wine": "load_wine", "sklearn-diabetes": "load_diabetes",
+           "sklearn-iris": "load_iris", "sklearn-digits-flat": "load_digits"}
 TABULAR_SEED = 20261128
 TABULAR_FRACTIONS = {"train": (0.0, 0.60), "calib": (0.60, 0.75), "eval": (0.75, 1.0)}
 

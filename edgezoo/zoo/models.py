@@ -35,19 +35,85 @@ def _digits_cnn():
     return DigitsCNN()
 
 
-def _kws_dscnn():
+def _kws_dscnn(width: int = 64):
     """A depthwise-separable CNN for keyword spotting (the MLPerf Tiny DS-CNN layout, 64
-    channels) on 49 x 40 log-mel frames: one second of audio in, 12 scores out."""
+    channels; ``edgezoo.kws_dscnn:32`` is half as wide) on 49 x 40 log-mel frames: one second
+    of audio in, 12 scores out."""
     import torch.nn as nn
 
     def block(cin, cout, k, stride, pad, groups=1):
         return [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
-    layers = block(1, 64, (10, 4), (2, 2), (5, 1))
+    layers = block(1, width, (10, 4), (2, 2), (5, 1))
     for _ in range(4):
-        layers += block(64, 64, 3, 1, 1, groups=64) + block(64, 64, 1, 1, 0)
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 12)]
+        layers += block(width, width, 3, 1, 1, groups=width) + block(width, width, 1, 1, 0)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 12)]
     return nn.Sequential(*layers)
+
+
+def _efficientnet_lite0():
+    """EfficientNet-Lite0 (Tan & Le; the "lite" variant for mobile and MCU accelerators: ReLU6,
+    no squeeze-excitation, fixed stem and head) with the parameter names of lukemelas'
+    EfficientNet-PyTorch, and TensorFlow's "same" padding (the weights come from TF)."""
+    import math
+
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class SameConv(nn.Conv2d):
+        def forward(self, x):
+            ih, iw = x.shape[-2:]
+            kh, kw = self.weight.shape[-2:]
+            sh, sw = self.stride
+            ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+            pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+            if ph or pw:
+                x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def bn(c):
+        return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, k, s, e):
+            super().__init__()
+            mid = cin * e
+            self.expand = e != 1
+            if self.expand:
+                self._expand_conv, self._bn0 = SameConv(cin, mid, 1, bias=False), bn(mid)
+            self._depthwise_conv, self._bn1 = SameConv(mid, mid, k, s, groups=mid, bias=False), bn(mid)
+            self._project_conv, self._bn2 = SameConv(mid, cout, 1, bias=False), bn(cout)
+            self.skip = s == 1 and cin == cout
+
+        def forward(self, x):
+            y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+            y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = self._bn2(self._project_conv(y))
+            return y + x if self.skip else y
+
+    stages = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+
+    class EfficientNetLite0(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2, bias=False), bn(32)
+            blocks, cin = [], 32
+            for repeats, k, s, e, cout in stages:
+                for r in range(repeats):
+                    blocks.append(Block(cin, cout, k, s if r == 0 else 1, e))
+                    cin = cout
+            self._blocks = nn.ModuleList(blocks)
+            self._conv_head, self._bn1 = SameConv(320, 1280, 1, bias=False), bn(1280)
+            self._fc = nn.Linear(1280, 1000)
+
+        def forward(self, x):
+            x = F.relu6(self._bn0(self._conv_stem(x)))
+            for b in self._blocks:
+                x = b(x)
+            x = F.relu6(self._bn1(self._conv_head(x)))
+            return self._fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    return EfficientNetLite0()
 
 
 def _imu_cnn():
@@ -243,6 +309,7 @@ ARCHITECTURES = {
     "edgezoo.kws_dscnn": _kws_dscnn,
     "mtcnn.onet": _mtcnn_onet,
     "edgezoo.imu_cnn": _imu_cnn,
+    "efficientnet.lite0": _efficientnet_lite0,
     "sentence-transformers.all-minilm-l6-v2": _minilm_l6,
     "torchvision.mobilenet_v2": _torchvision("mobilenet_v2"),
     "torchvision.mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
@@ -355,6 +422,10 @@ def build(architecture: str):
     if architecture.startswith(("keras.", "keras-nchw.")):
         prefix, name = architecture.split(".", 1)
         model = _keras(name, "NCHW" if prefix == "keras-nchw" else "keras")
+        model.eval()
+        return model
+    if architecture.startswith("edgezoo.kws_dscnn:"):
+        model = _kws_dscnn(int(architecture.split(":", 1)[1]))
         model.eval()
         return model
     if architecture.startswith("edgezoo.autoencoder:"):

@@ -1,6 +1,7 @@
 """Train ``kws-dscnn-synth``: a DS-CNN keyword spotter on words spoken by espeak-ng and flite.
 
     python -m edgezoo.zoo.recipes.kws --out edgezoo/zoo/weights/kws-dscnn-synth-1.0.safetensors
+    python -m edgezoo.zoo.recipes.kws --architecture edgezoo.kws_dscnn:32 --out edgezoo/zoo/weights/kws-dscnn-synth-small-1.0.safetensors
 
 The training voices (edgezoo.zoo.speech_commands.VOICES["train"]) never speak in the
 evaluation split. Each epoch shifts every clip in time (up to 150 ms either way) and adds
@@ -33,7 +34,7 @@ def _features(audio, rng, augment: bool):
     return out
 
 
-def train(epochs: int = EPOCHS):
+def train(epochs: int = EPOCHS, architecture: str = "edgezoo.kws_dscnn"):
     import numpy as np
     import torch
 
@@ -45,7 +46,7 @@ def train(epochs: int = EPOCHS):
     rng = np.random.default_rng(SEED)
     audio, labels = speech_commands.load("train")
     y = torch.from_numpy(labels)
-    model = models.build("edgezoo.kws_dscnn")
+    model = models.build(architecture)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-3)
     steps = epochs * ((len(audio) + BATCH - 1) // BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps)
@@ -72,10 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--architecture", default="edgezoo.kws_dscnn", help="edgezoo.kws_dscnn (64 channels) or edgezoo.kws_dscnn:32")
     args = parser.parse_args()
     from safetensors.torch import save_file
 
-    model, acc = train(args.epochs)
+    model, acc = train(args.epochs, args.architecture)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out))
     data = args.out.read_bytes()
     print(f"eval accuracy on held-out voices (PyTorch): {acc:.2f}%")
