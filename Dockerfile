@@ -8,6 +8,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     EDGEZOO_CACHE=/cache
 
+# speech synthesisers and recordings: the audio models' evaluation data is made with them
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng flite alsa-utils \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/edgezoo
 COPY pyproject.toml README.md ./
 COPY edgezoo ./edgezoo

@@ -41,6 +41,10 @@ def test_vww_on_a_microcontroller(vww_nrf, tmp_path):
     res = subprocess.run([sys.executable, str(bundle / "run.py"), str(photo), "--json"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["top"][0]["label"] == "person"
+    small = tmp_path / "small.png"
+    Image.fromarray(skimage.data.astronaut()).resize((40, 40)).save(small)
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(small)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "smaller than the model's 96x96 input: it is upscaled" in res.stderr
 
 
 def test_rebuilt_float_model_agrees_with_the_published_int8_tflite():

