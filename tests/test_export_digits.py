@@ -194,3 +194,22 @@ def test_dynamic_int8_on_cnn_warns_before_work(tmp_path):
     res = run_cli("export", "mobilenet_v2", "--target", "generic-cpu", "--precision", "dynamic-int8", "--weights", "random", "--dry-run", "--json", "--out", str(tmp_path))
     plan = json.loads(res.stdout)
     assert any("ConvInteger" in w and "slower than fp32" in w for w in plan["warnings"])
+
+
+def test_manifest_keeps_the_boards_threads_and_the_report_what_was_measured(digits_int8):
+    import os
+
+    bundle = digits_int8[0]
+    m = json.loads((bundle / "manifest.json").read_text())
+    r = json.loads((bundle / "report.json").read_text())
+    assert m["target"]["threads"] == 4  # the Raspberry Pi 4's cores: what run.py uses on the device
+    assert r["variants"]["int8"]["latency"]["threads"] == min(4, os.cpu_count() or 1)  # this host's measurement
+
+
+def test_manifest_says_what_the_litert_int8_file_has(digits_tflite_int8):
+    """LiteRT's int8 (PT2E) has int8 inputs and outputs: the manifest and card say so."""
+    bundle = digits_tflite_int8[0]
+    m = json.loads((bundle / "manifest.json").read_text())
+    dtypes = {t["dtype"] for t in (*m["inputs"], *m["outputs"])}
+    assert m["quantization"]["integer_io"] is (dtypes <= {"int8", "uint8"})
+    assert "tensors of the model file: inputs `input` " + m["inputs"][0]["dtype"] in (bundle / "MODEL_CARD.md").read_text()

@@ -112,3 +112,10 @@ def test_unknown_plugin_names_are_refused_with_the_known_ones(tmp_path):
     bad.write_text(src.replace('runtime = "onnxruntime"', 'runtime = "litert"', 1))
     with pytest.raises(SchemaError, match="must be 'onnxruntime'"):
         targets.load_target(bad)
+
+
+def test_profile_that_is_not_utf8_is_one_line(tmp_path):
+    p = tmp_path / "latin1.toml"
+    p.write_bytes(PROFILE.read_text().replace('name = "', 'name = "Caf\xe9 ', 1).encode("latin-1"))
+    res = run_cli("targets", "show", str(p), ok=None)
+    assert res.exit_code == 2 and "is not UTF-8 text" in res.output and "Traceback" not in res.output

@@ -87,6 +87,8 @@ def render(card, version=None, bundle: dict | None = None) -> str:
             f"- target: **{bundle['target']}**, runtime {bundle['runtime']} {bundle['runtime_version']}, format {bundle['format']}",
             f"- precision: **{bundle['precision']}**" + (f" ({bundle['scheme']})" if bundle.get("scheme") else ""),
             f"- weights used: {bundle['weights']}",
+            *([f"- tensors of the model file: {bundle['io']} (run.py converts to and from the float values described above)"]
+              if bundle.get("io") else []),
             "- measured accuracy, fidelity and latency: see `report.md`",
         ]
         lines += [f"- on the device: {note}" for note in bundle.get("deploy", [])]

@@ -12,6 +12,8 @@ import platform
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from edgezoo import __version__
 from edgezoo.bundle import card_md
 from edgezoo.bundle.archive import write_tar_gz
@@ -37,19 +39,15 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
     v = card.version()
     spec = target.formats[plan.format]
     chosen = result.variants[plan.precision]
-    inputs, outputs = fmt.tensor_specs(model_path, card)
-    # runners and users address tensors by the model's own names, whatever the format renamed them to
-    # (LiteRT: serving_default_args_0); sessions feed them by position, which the converters keep
-    if len(inputs) == len(card.inputs):
-        inputs = [dict(t, name=i.name) for t, i in zip(inputs, card.inputs)]
-    if card.output_names and len(outputs) == len(card.output_names):
-        outputs = [dict(t, name=n) for t, n in zip(outputs, card.output_names)]
+    inputs, outputs = named_specs(fmt, model_path, card)
     weights_source = v.weights.where
     if plan.weights == "local":
         weights_source = f"local file {plan.weights_path.name if plan.weights_path else plan.source_path.name}"
     quantization = calibration = None
     if plan.quantization is not None:
         quantization = dump(plan.quantization)
+        # what the model file has, not what the scheme asked for (LiteRT's PT2E path makes int8 I/O)
+        quantization["integer_io"] = not any(np.dtype(t["dtype"]).kind == "f" for t in (*inputs, *outputs))
         made_by = next((s.tool for s in result.lineage if s.stage == "quantize-static-int8"), None)
         if made_by:  # the tool that actually quantized (LiteRT's auto choice is made at build time)
             quantization["tool"] = made_by
@@ -69,7 +67,8 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
             weights_sha256=v.weights.sha256 if plan.weights != "random" else "",
             task=card.task,
         ),
-        target=TargetRef(id=target.id, name=target.name, arch=target.hardware.arch, threads=plan.threads, profile_sha256=plan.target_sha256),
+        # the board's thread count (what the runner uses on the device), not this host's cap: the report records what was measured with
+        target=TargetRef(id=target.id, name=target.name, arch=target.hardware.arch, threads=target.threads, profile_sha256=plan.target_sha256),
         runtime=RuntimeRef(
             name=plan.runtime, version=registry.runtime(plan.runtime).version(), format=plan.format, opset=plan.opset,
             config=dict(chosen.artifact.config), accelerator=spec.accelerator, proxy=spec.proxy,
@@ -87,6 +86,25 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         quantization=quantization,
         calibration=calibration,
     )
+
+
+def named_specs(fmt, model_path: Path, card) -> tuple[list[dict], list[dict]]:
+    """The model file's tensors under the model's own names, whatever the format renamed them
+    to (LiteRT: serving_default_args_0); sessions feed them by position, which converters keep."""
+    inputs, outputs = fmt.tensor_specs(model_path, card)
+    if len(inputs) == len(card.inputs):
+        inputs = [dict(t, name=i.name) for t, i in zip(inputs, card.inputs)]
+    if card.output_names and len(outputs) == len(card.output_names):
+        outputs = [dict(t, name=n) for t, n in zip(outputs, card.output_names)]
+    return inputs, outputs
+
+
+def _io_text(specs) -> str:
+    inputs, outputs = specs
+    def one(t):
+        q = t.get("quantization")
+        return f"`{t['name']}` {t['dtype']}" + (f" (scale {q['scale'][0]:.6g}, zero point {q['zero_point'][0]})" if q else "")
+    return "inputs " + ", ".join(one(t) for t in inputs) + "; outputs " + ", ".join(one(t) for t in outputs)
 
 
 def deploy_notes(plan) -> list[str]:
@@ -246,6 +264,7 @@ def write_bundle(result, work: Path) -> None:
             "scheme": _scheme_text(plan.quantization),
             "weights": plan.weights,
             "deploy": deploy_notes(plan),
+            "io": _io_text(named_specs(fmt, model_path, plan.card)),
         },
     )
     (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")

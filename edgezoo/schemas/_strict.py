@@ -134,5 +134,8 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise SchemaError(f"{path}: is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{path}: is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})",
+                          hint="TOML files are UTF-8: save it as UTF-8") from None
     except OSError as exc:
         raise SchemaError(f"{path}: cannot be read: {exc.strerror}") from None
