@@ -784,8 +784,13 @@ def verify_cmd(bundle, as_json):
 
 
 def main() -> None:
+    from edgezoo import interrupts
+
     # Rich reads the terminal width; keep piped output from wrapping tables at 80 columns
     os.environ.setdefault("COLUMNS", "160") if not sys.stdout.isatty() else None
+    # SIGTERM (a cancelled CI job, `kill`) unwinds like Ctrl-C, and neither can be swallowed:
+    # every work folder is removed on the way out
+    interrupts.install()
     cli(prog_name="edgezoo")
 
 

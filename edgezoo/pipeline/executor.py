@@ -92,12 +92,43 @@ class _Stage:
         self.sink, self.name, self.progress = sink, name, progress
 
     def __enter__(self):
+        from edgezoo import interrupts
+
+        interrupts.check()
+        self.handlers = _handlers()
         if self.progress:
             self.progress(self.name)
         self.t0 = time.perf_counter()
 
     def __exit__(self, *exc):
+        from edgezoo import interrupts
+
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
+        _restore_handlers(self.handlers)
+        if exc[0] is None:
+            interrupts.check()  # an interrupt some library swallowed during the stage stops the run here
+
+
+_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def _handlers() -> dict:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {name: signal.getsignal(getattr(signal, name)) for name in _SIGNALS}
+
+
+def _restore_handlers(before: dict) -> None:
+    """Native toolchains may install their own SIGINT and SIGTERM handlers and keep them: put
+    edgezoo's back after every stage."""
+    import signal
+
+    for name, handler in before.items():
+        if handler is not None and signal.getsignal(getattr(signal, name)) is not handler:
+            signal.signal(getattr(signal, name), handler)
 
 
 def load_data(plan: Plan, streams: bool = False):
