@@ -40,3 +40,16 @@ def test_every_format_gets_a_scheme():
     assert quant_scheme(t, "tflite").format == "tflite"
     assert quant_scheme(t, "openvino").format == "fakequantize"
     assert quant_scheme(load_target("coral-edgetpu")).integer_io is True
+
+
+def test_microcontroller_facts_and_memory_figures_are_shown():
+    import json
+
+    from .conftest import run_cli
+
+    rows = {t["id"]: t for t in json.loads(run_cli("targets", "--json").stdout)}
+    assert rows["nrf52840"]["hardware"]["ram_mb"] == 0.25 and rows["nrf52840"]["hardware"]["arch"] == "armv7e-m"
+    assert rows["esp32-s3"]["hardware"]["arch"] == "xtensa"
+    assert rows["cortex-m55-ethos-u55"]["hardware"]["arch"] == "armv8.1-m"
+    out = run_cli("targets", "show", "nrf52840").stdout
+    assert "memory.flash_kb" in out and "memory.ram_kb" in out

@@ -249,7 +249,7 @@ def targets_cmd(ctx, as_json):
     for tg in tgts:
         h = tg.hardware
         fmts = [tg.default_format] + [f for f in tg.formats if f != tg.default_format]
-        t.add_row(tg.id, tg.name, h.arch, str(h.cores), f"{h.ram_mb} MB",
+        t.add_row(tg.id, tg.name, h.arch, str(h.cores), f"{h.ram_mb:g} MB" if h.ram_mb >= 1 else f"{h.ram_mb * 1024:.0f} KB",
                   ", ".join(f"{f} ({tg.formats[f].runtime})" for f in fmts), tg.formats[tg.default_format].default_precision)
     _console().print(t)
 
@@ -282,7 +282,7 @@ def targets_show(target, as_json):
     t.add_column("value")
     t.add_row("threads", str(tg.threads))
     t.add_row("default_format", tg.default_format)
-    for section in ("hardware", "formats", "quantization", "calibration", "budgets"):
+    for section in ("hardware", "memory", "formats", "quantization", "calibration", "budgets"):
         for k, v in _flatten(data.get(section, {})).items():
             t.add_row(f"{section}.{k}", ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     _console().print(t)

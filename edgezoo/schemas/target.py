@@ -14,19 +14,21 @@ Precision = Literal["fp32", "fp16", "bf16", "int8", "dynamic-int8"]
 
 @dataclass(frozen=True)
 class Hardware:
-    arch: Literal["x86_64", "arm64", "armv7"]
+    # application processors: x86_64, arm64, armv7 (32-bit Cortex-A); microcontrollers: armv7e-m
+    # (Cortex-M4/M7), armv8.1-m (Cortex-M55/M85), xtensa (ESP32)
+    arch: Literal["x86_64", "arm64", "armv7", "armv7e-m", "armv8.1-m", "xtensa"]
     cpu: str
     cores: int
     clock_mhz: int
     isa: tuple[str, ...]
-    ram_mb: int
+    ram_mb: float  # a microcontroller's on-chip SRAM is a fraction of a MB (the nRF52840's 256 KB: 0.25)
     storage: str
     accelerator: str = ""
 
     def validate(self) -> None:
         if self.cores < 1:
             raise ValueError("hardware.cores must be at least 1")
-        if self.ram_mb < 1:
+        if self.ram_mb <= 0:
             raise ValueError("hardware.ram_mb must be positive")
 
 
