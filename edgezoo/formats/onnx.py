@@ -7,7 +7,6 @@ import abc
 from pathlib import Path
 
 from edgezoo.formats.base import Artifact, Context, Format
-from edgezoo.stages import Step
 
 
 class OnnxSourced(Format):

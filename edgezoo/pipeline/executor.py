@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo import registry
-from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError, first_line
+from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, first_line
 from edgezoo.formats.base import Artifact, Context
 from edgezoo.pipeline import compat
 from edgezoo.pipeline.plan import Plan, check_writable

