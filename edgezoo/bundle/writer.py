@@ -47,7 +47,7 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
     if plan.quantization is not None:
         quantization = dump(plan.quantization)
         # what the model file has, not what the scheme asked for (LiteRT's PT2E path makes int8 I/O)
-        quantization["integer_io"] = not any(np.dtype(t["dtype"]).kind == "f" for t in (*inputs, *outputs))
+        quantization["integer_io"] = not any(_is_float(t["dtype"]) for t in (*inputs, *outputs))
         made_by = next((s.tool for s in result.lineage if s.stage == "quantize-static-int8"), None)
         if made_by:  # the tool that actually quantized (LiteRT's auto choice is made at build time)
             quantization["tool"] = made_by
@@ -86,6 +86,13 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         quantization=quantization,
         calibration=calibration,
     )
+
+
+def _is_float(dtype: str) -> bool:
+    try:
+        return np.dtype(dtype).kind == "f"
+    except TypeError:  # a runtime's own name for a type numpy does not know (bfloat16, ScalarType.X)
+        return "float" in dtype.lower() or "half" in dtype.lower()
 
 
 def named_specs(fmt, model_path: Path, card) -> tuple[list[dict], list[dict]]:
