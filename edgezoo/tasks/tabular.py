@@ -13,25 +13,21 @@ import numpy as np
 
 from edgezoo.tasks import run_tabular as post
 from edgezoo.tasks.base import Quality, Task, fidelity
+from edgezoo.tasks.classification import Classification
 
 REGRESSION_AGREE = 0.02  # of the targets' standard deviation
 
 
-class TabularClassification(Task):
+class TabularClassification(Classification):
     name = "tabular-classification"
     description = "one row of numeric features in, class scores out; the runner prints the class and its probability"
-    outputs = ("logits",)
     gate_metric = "accuracy"
     metric_description = "accuracy (%) on the card's labelled evaluation rows; agreement = same class as the reference"
     runner_module = "edgezoo.tasks.run_tabular"
 
-    def compare(self, ref, out, labels):
-        pred_ref, pred = post.predicted_class(ref[0]), post.predicted_class(out[0])
-        metrics = {}
-        if labels is not None:
-            metrics["accuracy"] = float(np.mean(pred == labels) * 100.0)
-        return Quality(samples=len(out[0]), gate_metric=self.gate_metric, metrics=metrics,
-                       agreement=float(np.mean(pred_ref == pred) * 100.0), **fidelity(ref, out))
+    @staticmethod
+    def predict(logits):
+        return post.predicted_class(logits)
 
 
 class TabularRegression(Task):
