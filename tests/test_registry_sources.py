@@ -231,7 +231,7 @@ def test_cache_that_is_a_file_is_one_line(env, tmp_path, monkeypatch):
 
 # -- through the CLI, with a private catalog ---------------------------------------------------
 
-def _private_card(folder: Path, source: WeightsSource) -> None:
+def _private_card(folder: Path) -> None:
     """tabular-wine's card as 'wine-remote', its weights served from the local registry."""
     from importlib import resources
 
@@ -255,7 +255,7 @@ def _private_card(folder: Path, source: WeightsSource) -> None:
 
 def test_pull_and_export_a_private_card_from_a_registry(env, tmp_path, monkeypatch):
     cards = tmp_path / "cards"
-    _private_card(cards, _pypi())
+    _private_card(cards)
     monkeypatch.setenv("EDGEZOO_CARDS", str(cards))
     res = run_cli("list", "--json", "--task", "tabular-classification")
     assert "wine-remote" in [m["id"] for m in json.loads(res.stdout)]
@@ -272,7 +272,7 @@ def test_pull_and_export_a_private_card_from_a_registry(env, tmp_path, monkeypat
 
 def test_pull_offline_exits_6_with_what_to_do(env, tmp_path, monkeypatch):
     cards = tmp_path / "cards"
-    _private_card(cards, _pypi())
+    _private_card(cards)
     monkeypatch.setenv("EDGEZOO_CARDS", str(cards))
     monkeypatch.setenv("EDGEZOO_PYPI_INDEX", f"http://127.0.0.1:{_closed_port()}/simple")
     res = run_cli("pull", "wine-remote", ok=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgezoo.zoo import catalog, licenses
+from edgezoo.zoo.labels import load_labels
 
 from .conftest import _export_once, run_cli
 
@@ -191,3 +193,62 @@ def test_gesture_cnn_on_a_microcontroller_and_its_runner(tmp_path_factory, tmp_p
     short.write_text("0,0,1\n" * 10)
     res = _run(bundle, str(short))
     assert res.returncode == 2 and "needs 100" in res.stderr
+
+
+def _csv_row(path, names, values):
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        w.writerow([float(v) for v in values])
+    return path
+
+
+@pytest.mark.parametrize("model", ["tabular-iris", "tabular-breast-cancer", "digits-mlp", "ic-resnet8-mlperf", "kws-dscnn-synth-small"])
+def test_every_other_card_exports_for_its_default_target_and_its_runner_answers(model, tmp_path_factory, tmp_path):
+    """The cards no other test exports: each through `edgezoo export` for the first target its
+    card names, then the bundle's runner on a real input."""
+    from edgezoo.zoo import catalog
+
+    card = catalog.get_card(model)
+    if model == "ic-resnet8-mlperf":
+        from .conftest import USER_DISTS
+
+        if not (USER_DISTS / card.version().weights.file).is_file():
+            pytest.skip(f"run `edgezoo pull {model}` (README, Install)")
+    if model.startswith("kws") and not shutil.which("espeak-ng"):
+        pytest.skip("the speech data needs espeak-ng and flite")
+    bundle, _, _ = _export_once(tmp_path_factory, model, "--target", card.targets[0])
+    report = json.loads((bundle / "report.json").read_text())
+    assert {"fp32", report["precision"]} <= set(report["variants"])
+    if model in ("tabular-iris", "tabular-breast-cancer", "digits-mlp"):
+        from sklearn import datasets as skd
+
+        data = {"tabular-iris": skd.load_iris, "tabular-breast-cancer": skd.load_breast_cancer, "digits-mlp": skd.load_digits}[model]()
+        i = len(data.target) - 1
+        arg = _csv_row(tmp_path / "row.csv", list(card.preprocess.features), data.data[i])
+        expect = load_labels(card.labels)[int(data.target[i])]
+    elif model == "ic-resnet8-mlperf":
+        from PIL import Image
+        import skimage.data
+
+        arg = tmp_path / "cat.png"
+        Image.fromarray(skimage.data.chelsea()).save(arg)
+        expect = None  # a CIFAR-10 model on a photograph: any of its ten labels
+    else:
+        from edgezoo.zoo.audio import speak, write_wav
+
+        word = speak("stop", "en-029", 150, 50, tmp_path)
+        audio = np.zeros(16000, np.float32)
+        audio[: min(len(word), 16000)] = 0.6 * word[:16000]
+        arg = tmp_path / "stop.wav"
+        write_wav(arg, audio)
+        expect = None
+    res = _run(bundle, str(arg), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    if expect is not None:
+        assert out["top"][0]["label"] == expect
+    elif model == "ic-resnet8-mlperf":
+        assert out["top"][0]["label"] in load_labels("cifar10")
+    else:
+        assert "windows" in out

@@ -190,6 +190,26 @@ def read_csv_row(path: Path, names: list):
     return np.asarray(values, dtype=np.float32)
 
 
+def read_wav(path: Path, rate: int):
+    """Mono float32 samples in -1..1 from a 16-bit PCM WAV at ``rate`` Hz; anything else is
+    refused with what to run instead (task parts that read audio use this)."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            got, channels, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
+            data = w.readframes(n)
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InputError(f"{path} is not a readable PCM WAV file: {exc}") from None
+    if channels != 1:
+        raise InputError(f"{path} has {channels} channels; this model takes mono audio (convert: sox {path} -c 1 mono.wav)")
+    if got != rate:
+        raise InputError(f"{path} is sampled at {got} Hz; this model takes {rate} Hz mono (resample: sox {path} -r {rate} resampled.wav)")
+    if width != 2:
+        raise InputError(f"{path} has {8 * width}-bit samples; this runner reads 16-bit PCM (convert: sox {path} -b 16 pcm16.wav)")
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
 def load_inputs(path: Path, pre: dict, specs: list) -> list:
     """One preprocessed tensor per model input: an .npz keyed by input name, else one sample."""
     names = [s["name"] for s in specs]
@@ -241,6 +261,9 @@ def main(argv=None) -> int:
         rt = manifest["runtime"]
         session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
         outputs = task_infers(session, feeds, manifest) if task_infers else session.run(feeds)
+    except InputError as exc:  # raised by a task part that drives the session (a tokenizer missing, say)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except RuntimeMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -4,7 +4,7 @@ recipe, evaluation and this runner share, so a report measures what the runner p
 
 import numpy as np
 
-from edgezoo.bundle.runner import InputError
+from edgezoo.bundle.runner import read_wav
 
 # --- run.py ---
 # Task: keyword spotting. Reads a 16 kHz mono WAV, computes log-mel features (numpy only),
@@ -46,21 +46,6 @@ def features(audio):
     return np.log(power @ _mel_filters().T + 1e-6).astype(np.float32)[None]
 
 
-def read_kws_wav(path):
-    import wave
-
-    try:
-        with wave.open(str(path), "rb") as w:
-            rate, channels, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
-            data = w.readframes(n)
-    except (wave.Error, EOFError, OSError) as exc:
-        raise InputError(f"{path} is not a readable PCM WAV file: {exc}") from None
-    if channels != 1 or rate != KWS_RATE or width != 2:
-        raise InputError(f"{path} is {rate} Hz, {channels} channel(s), {8 * width}-bit; this model takes 16000 Hz mono 16-bit "
-                         f"(convert: sox {path} -r 16000 -c 1 -b 16 converted.wav)")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-
-
 def softmax(z):
     z = np.asarray(z, np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -80,7 +65,7 @@ def add_arguments(parser):
 
 
 def read_input(path, manifest):
-    return read_kws_wav(path)
+    return read_wav(path, KWS_RATE)
 
 
 def infer(session, audio, manifest):

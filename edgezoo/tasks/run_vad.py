@@ -4,7 +4,7 @@ segment F1 in a report is measured through exactly what the runner prints."""
 
 import numpy as np
 
-from edgezoo.bundle.runner import InputError
+from edgezoo.bundle.runner import read_wav
 
 # --- run.py ---
 # Task: voice activity. Streams a 16 kHz mono WAV through the model in 32 ms chunks (the
@@ -17,27 +17,6 @@ NEG_THRESHOLD = 0.35  # ... and ends below this
 MIN_SPEECH_S = 0.25
 MIN_SILENCE_S = 0.30  # pauses between words stay inside a segment
 PAD_S = 0.03
-
-
-def read_wav(path):
-    """Mono float32 samples in -1..1 from a 16 kHz PCM WAV; anything else is refused."""
-    import wave
-
-    try:
-        with wave.open(str(path), "rb") as w:
-            rate, channels, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
-            data = w.readframes(n)
-    except (wave.Error, EOFError, OSError) as exc:
-        raise InputError(f"{path} is not a readable PCM WAV file: {exc}") from None
-    if channels != 1:
-        raise InputError(f"{path} has {channels} channels; this model takes mono audio "
-                         f"(convert: sox {path} -c 1 mono.wav)")
-    if rate != RATE:
-        raise InputError(f"{path} is sampled at {rate} Hz; this model takes {RATE} Hz "
-                         f"(resample: sox {path} -r {RATE} resampled.wav)")
-    if width != 2:
-        raise InputError(f"{path} has {8 * width}-bit samples; this runner reads 16-bit PCM")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def chunks(audio):
@@ -89,7 +68,7 @@ def add_arguments(parser):
 
 
 def read_input(path, manifest):
-    return read_wav(path)
+    return read_wav(path, RATE)
 
 
 def infer(session, audio, manifest):

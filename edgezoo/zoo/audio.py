@@ -64,7 +64,9 @@ def read_wav_any(path: Path) -> np.ndarray:
     """Mono float32 at 16 kHz from a 16-bit PCM WAV of any rate (resampled polyphase)."""
     from math import gcd
 
-    from scipy.signal import resample_poly
+    from edgezoo.errors import require
+
+    resample_poly = require("scipy.signal", package="scipy", extra="torch", purpose="resampling speech").resample_poly
 
     with wave.open(str(path), "rb") as w:
         rate, ch, n = w.getframerate(), w.getnchannels(), w.getnframes()

@@ -287,6 +287,7 @@ def text_inputs(split: Split, card) -> list[np.ndarray]:
     from edgezoo.tasks.run_embedding import tokenize
     from edgezoo.zoo.sources import resolve_assets
 
+    require("tokenizers", extra="torch", purpose=f"tokenizing {card.id}'s evaluation sentences")
     assets = resolve_assets(card.version())
     if "tokenizer.json" not in assets:
         raise UsageError(f"{card.id}: a text model's version needs a tokenizer.json asset", hint="add it to the card's [[versions]] assets")

@@ -25,8 +25,14 @@ SUPPORTED = ("InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "A
              "MaxPooling2D", "Flatten", "Reshape", "Dropout", "ReLU", "Softmax")
 
 
+def _h5py():
+    from edgezoo.errors import require
+
+    return require("h5py", extra="torch", purpose="reading Keras .h5 weights")
+
+
 def config_of(h5_path: Path) -> dict:
-    import h5py
+    h5py = _h5py()
 
     with h5py.File(str(h5_path), "r") as f:
         raw = f.attrs.get("model_config")
@@ -175,9 +181,9 @@ def build(config: dict, input_layout: str = "NCHW"):
 
 def load_h5(module, h5_path: Path) -> None:
     """Set the module's parameters from the .h5 file's arrays (shapes from the file)."""
-    import h5py
     import torch
 
+    h5py = _h5py()
     with h5py.File(str(h5_path), "r") as f:
         root = f["model_weights"] if "model_weights" in f else f
         for c, cfg, name, key, _ in module.plan:

@@ -359,8 +359,11 @@ ONNX_WEIGHT_NAMES = {
 
 def onnx_state_dict(architecture: str, path) -> dict:
     """Tensors read from an ONNX file's initializers (arrays only: nothing is executed)."""
-    import onnx
     import torch
+
+    from edgezoo.errors import require
+
+    onnx = require("onnx", extra="onnx", purpose="reading weights stored in an ONNX file")
     from onnx import numpy_helper
 
     names = ONNX_WEIGHT_NAMES.get(architecture)
@@ -415,33 +418,32 @@ def _autoencoder(spec: str):
     return AutoEncoder()
 
 
+# Architectures named with a parameter: PREFIX:PARAMETER (or PREFIX.NAME for Keras graphs)
+PARAMETRIZED = {
+    "edgezoo.mlp": (_mlp, "edgezoo.mlp:IN-H1-...-OUT[+affine]"),
+    "edgezoo.autoencoder": (_autoencoder, "edgezoo.autoencoder:IN-H...-CODE"),
+    "edgezoo.kws_dscnn": (lambda width: _kws_dscnn(int(width)), "edgezoo.kws_dscnn:WIDTH"),
+    "keras": (lambda name: _keras(name, "keras"), "keras.NAME"),
+    "keras-nchw": (lambda name: _keras(name, "NCHW"), "keras-nchw.NAME"),
+}
+
+
 def build(architecture: str):
-    """A zoo architecture by name: ``edgezoo.*`` (defined here), ``torchvision.*``,
-    ``edgezoo.mlp:IN-...-OUT``, or ``keras.NAME`` / ``keras-nchw.NAME`` (a Keras layer graph
+    """A zoo architecture by name: ``edgezoo.*`` and ``torchvision.*`` (ARCHITECTURES), or one
+    of PARAMETRIZED: ``edgezoo.mlp:IN-...-OUT``, ``edgezoo.autoencoder:...``,
+    ``edgezoo.kws_dscnn:WIDTH``, ``keras.NAME`` / ``keras-nchw.NAME`` (a Keras layer graph
     committed in edgezoo/zoo/architectures, taking its own channels-last input or NCHW images)."""
-    if architecture.startswith(("keras.", "keras-nchw.")):
-        prefix, name = architecture.split(".", 1)
-        model = _keras(name, "NCHW" if prefix == "keras-nchw" else "keras")
-        model.eval()
-        return model
-    if architecture.startswith("edgezoo.kws_dscnn:"):
-        model = _kws_dscnn(int(architecture.split(":", 1)[1]))
-        model.eval()
-        return model
-    if architecture.startswith("edgezoo.autoencoder:"):
-        model = _autoencoder(architecture.split(":", 1)[1])
-        model.eval()
-        return model
-    if architecture.startswith("edgezoo.mlp:"):
+    if architecture in ARCHITECTURES:
+        model = ARCHITECTURES[architecture]()
+    else:
+        prefix, sep, param = architecture.partition(":") if ":" in architecture else architecture.partition(".")
+        if not sep or prefix not in PARAMETRIZED:
+            raise NotFoundError("architecture", architecture, sorted(ARCHITECTURES) + [form for _, form in PARAMETRIZED.values()])
+        make, form = PARAMETRIZED[prefix]
         try:
-            model = _mlp(architecture.split(":", 1)[1])
+            model = make(param)
         except ValueError:
-            raise NotFoundError("architecture", architecture, ["edgezoo.mlp:IN-H1-...-OUT[+affine]"]) from None
-        model.eval()
-        return model
-    if architecture not in ARCHITECTURES:
-        raise NotFoundError("architecture", architecture, sorted(ARCHITECTURES))
-    model = ARCHITECTURES[architecture]()
+            raise NotFoundError("architecture", architecture, [form]) from None
     model.eval()
     return model
 

