@@ -321,7 +321,27 @@ def list_plugins(kind: str):
     return out
 
 
-def verify(path: Path):
+def verify(path: Path, pubkey: Path | None = None):
+    """Checksums, manifest and, with ``pubkey``, the bundle's signature (see :mod:`edgezoo.signing`)."""
     from edgezoo.bundle.verify import verify as _verify
 
-    return _verify(Path(path))
+    if pubkey is not None:
+        from edgezoo.signing import load_public
+
+        load_public(Path(pubkey))  # a wrong key file is a usage error before any work
+    return _verify(Path(path), Path(pubkey) if pubkey is not None else None)
+
+
+def keygen(out_dir: Path, name: str = "edgezoo", *, force: bool = False):
+    from edgezoo.signing import keygen as _keygen
+
+    return _keygen(Path(out_dir), name, force=force)
+
+
+def sign(bundle: Path, key: Path) -> str:
+    """Sign a bundle folder or .tar.gz in place with an Ed25519 key; returns the key id."""
+    from edgezoo.signing import sign as _sign
+
+    if not Path(bundle).exists():
+        raise UsageError(f"no bundle at {bundle}", hint="pass a bundle folder or its .tar.gz")
+    return _sign(Path(bundle), Path(key))

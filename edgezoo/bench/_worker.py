@@ -44,8 +44,13 @@ def main(argv: list[str]) -> None:
         times.append((time.perf_counter() - t) * 1000)
     arr = np.asarray(times)
     peak_kb = _peak_rss_kb()
+    # the median of each of five consecutive rounds: their spread is the noise a later
+    # comparison (edgezoo gate) must not mistake for a regression
+    rounds = [float(np.median(c)) for c in np.array_split(arr, 5) if len(c)]
     print(json.dumps({
         "runs": len(times),
+        "round_p50_ms": rounds,
+        "quantiles_ms": {str(q): float(np.percentile(arr, q)) for q in (1, 10, 25, 50, 75, 90, 99)},
         "p50_ms": float(np.percentile(arr, 50)),
         "p90_ms": float(np.percentile(arr, 90)),
         "mean_ms": float(arr.mean()),

@@ -14,6 +14,7 @@ run.py stays one file that needs only numpy and the bundle's runtime on the devi
 {requires}
 
     python run.py INPUT [--threads N] [--json] [task options, see --help]
+    python run.py --benchmark [--runs 50 --rounds 5] [--json]    # latency on this machine
 
 INPUT is a ``.npy`` file holding one raw sample (for example an 8x8 digit with values
 0-16, as scikit-learn provides them) or an image file (``.png``/``.jpg``); a model with
@@ -236,14 +237,95 @@ def load_inputs(path: Path, pre: dict, specs: list) -> list:
 # @@PARTS@@
 
 
+# the packages whose version names each runtime (the first one installed is reported)
+RUNTIME_PACKAGES = {"litert": ("ai-edge-litert", "tflite-runtime"), "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+                    "openvino": ("openvino",), "executorch": ("executorch",), "tflite-micro": ("tflite-micro",)}
+
+
+def device_identity(runtime: str) -> dict:
+    """Who measured: the machine, its CPU, the Python and the runtime that ran the model."""
+    import platform
+    from importlib import metadata
+
+    cpu = platform.processor() or platform.machine()
+    try:  # x86: "model name"; Raspberry Pi: "Model" (the board); other Arm: "Hardware"
+        info = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line:
+                key, value = (x.strip() for x in line.split(":", 1))
+                info.setdefault(key.lower(), value)
+        for key in ("model name", "cpu model", "model", "hardware"):
+            if info.get(key) and not info[key].isdigit():
+                cpu = info[key]
+                break
+    except OSError:
+        pass
+    version = ""
+    for package in RUNTIME_PACKAGES.get(runtime, (runtime,)):
+        try:
+            version = f"{package} {metadata.version(package)}"
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    u = platform.uname()
+    return {"hostname": u.node, "uname": f"{u.system} {u.release} {u.version} {u.machine}", "machine": u.machine,
+            "cpu": cpu, "cpus": __import__("os").cpu_count() or 1, "python": platform.python_version(),
+            "runtime": runtime, "runtime_version": version}
+
+
+def benchmark(session, feeds, warmup: int, runs: int, rounds: int) -> dict:
+    """Time the model alone (no pre/post-processing): warm up, then ``rounds`` rounds of
+    ``runs`` invocations; the per-round medians show how steady the figure is."""
+    import time
+
+    for _ in range(warmup):
+        session.run(feeds)
+    times, medians = [], []
+    for _ in range(rounds):
+        chunk = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            session.run(feeds)
+            chunk.append((time.perf_counter() - t) * 1000.0)
+        medians.append(float(np.median(chunk)))
+        times.extend(chunk)
+    arr = np.asarray(times)
+    q = {str(p): float(np.percentile(arr, p)) for p in (1, 10, 25, 50, 75, 90, 99)}
+    return {"runs": len(times), "warmup": warmup, "p50_ms": q["50"], "p90_ms": q["90"], "mean_ms": float(arr.mean()),
+            "min_ms": float(arr.min()), "round_p50_ms": medians, "quantiles_ms": q}
+
+
+def synthetic_inputs(specs: list) -> list:
+    """Inputs of the model's own shapes for timing: seeded noise for float (and quantized)
+    inputs, zeros for integer ones such as token ids."""
+    rng = np.random.default_rng(0)
+    feeds = []
+    for s in specs:
+        kind = np.dtype(s["dtype"]).kind
+        if kind == "f" or s.get("quantization"):
+            feeds.append(rng.standard_normal(s["shape"]).astype(np.float32))
+        else:
+            feeds.append(np.zeros(s["shape"], dtype=s["dtype"]))
+    return feeds
+
+
 def main(argv=None) -> int:
     manifest = json.loads((HERE / "manifest.json").read_text())
     parser = argparse.ArgumentParser(description=f"Run {manifest['model']['id']} ({manifest['precision']}) on one input.")
-    parser.add_argument("input", type=Path, help=".npy raw sample, image file, CSV row (tabular models), or .npz keyed by input name")
+    parser.add_argument("input", type=Path, nargs="?", help=".npy raw sample, image file, CSV row (tabular models), or .npz keyed by input name")
     parser.add_argument("--threads", type=int, default=manifest["target"]["threads"], help="intra-op threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--benchmark", action="store_true", help="time the model on this machine instead (INPUT optional: "
+                        "synthetic inputs of the model's shapes); prints p50/p90 latency and who measured")
+    parser.add_argument("--runs", type=int, default=50, help="--benchmark: invocations per round (default 50)")
+    parser.add_argument("--rounds", type=int, default=5, help="--benchmark: rounds, whose medians give the spread (default 5)")
+    parser.add_argument("--warmup", type=int, default=10, help="--benchmark: untimed invocations first (default 10)")
     add_arguments(parser)  # noqa: F821 (the task part of run.py)
     args = parser.parse_args(argv)
+    if args.benchmark:
+        return run_benchmark(manifest, args)
+    if args.input is None:
+        parser.error("INPUT is required (or pass --benchmark)")
 
     pre = manifest["preprocess"]
     # a task part may read its own inputs (a WAV file, a sentence) and drive the session
@@ -275,6 +357,44 @@ def main(argv=None) -> int:
         print(json.dumps({"model": manifest["model"]["id"], "precision": manifest["precision"], **result}))
     else:
         print(render(result))  # noqa: F821 (the task part)
+    return 0
+
+
+def run_benchmark(manifest: dict, args) -> int:
+    try:
+        feeds = synthetic_inputs(manifest["inputs"]) if args.input is None else load_inputs(args.input, manifest["preprocess"], manifest["inputs"])
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if min(args.runs, args.rounds) < 1 or args.warmup < 0:
+        print("error: --runs and --rounds must be at least 1, --warmup at least 0", file=sys.stderr)
+        return 2
+    rt = manifest["runtime"]
+    try:
+        import time
+
+        t0 = time.perf_counter()
+        session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
+        load_ms = (time.perf_counter() - t0) * 1000.0
+        result = benchmark(session, feeds, args.warmup, args.runs, args.rounds)
+    except RuntimeMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # the runtime's own failure, whatever its type
+        print(f"error: the runtime failed: {exc}", file=sys.stderr)
+        return 3
+    out = {"model": manifest["model"]["id"], "bundle": manifest["bundle"], "precision": manifest["precision"],
+           "format": rt["format"], "threads": args.threads, "load_ms": load_ms, **result,
+           "inputs": "synthetic" if args.input is None else str(args.input), "device": device_identity(rt["name"])}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        d = out["device"]
+        spread = (max(result["round_p50_ms"]) - min(result["round_p50_ms"])) / result["p50_ms"] * 100 if result["p50_ms"] else 0.0
+        print(f"{out['model']} ({out['precision']}, {out['format']}) on {d['hostname']} ({d['cpu']}, {d['machine']}), "
+              f"{d['runtime_version'] or d['runtime']}, {args.threads} thread(s)")
+        print(f"p50 {result['p50_ms']:.3f} ms  p90 {result['p90_ms']:.3f} ms  min {result['min_ms']:.3f} ms  "
+              f"({result['runs']} runs in {args.rounds} rounds, round medians within {spread:.1f} %)")
     return 0
 
 

@@ -22,13 +22,18 @@ class VerifyResult:
     files: int
     manifest: Manifest | None = None
     problems: list[str] = field(default_factory=list)
+    signed: bool = False
+    keyid: str = ""
+    signature_checked: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_dir(folder: Path) -> VerifyResult:
+def verify_dir(folder: Path, pubkey: Path | None = None) -> VerifyResult:
+    from edgezoo.signing import ENVELOPE
+
     result = VerifyResult(bundle=folder.name, files=0)
     sums_path = folder / SUMS
     if not sums_path.is_file():
@@ -41,7 +46,8 @@ def verify_dir(folder: Path) -> VerifyResult:
             result.problems.append(f"{SUMS} line {n} is malformed")
             continue
         listed[parts[1]] = parts[0]
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {SUMS}
+    # the signature envelope is written after SHA256SUMS: its own signature protects it
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {SUMS, ENVELOPE}
     for name in sorted(set(listed) - present):
         result.problems.append(f"{name}: listed in {SUMS} but missing")
     for name in sorted(present - set(listed)):
@@ -65,14 +71,20 @@ def verify_dir(folder: Path) -> VerifyResult:
                     result.problems.append(f"{name}: sha256 differs from manifest.json")
     else:
         result.problems.append("manifest.json is missing")
+    if (folder / ENVELOPE).is_file() or pubkey is not None:
+        from edgezoo.signing import check_signature
+
+        sig = check_signature(folder, pubkey)
+        result.signed, result.keyid, result.signature_checked = sig.signed, sig.keyid, pubkey is not None and not sig.problems
+        result.problems.extend(sig.problems)
     return result
 
 
-def verify(path: Path) -> VerifyResult:
+def verify(path: Path, pubkey: Path | None = None) -> VerifyResult:
     if not path.exists():
         raise UsageError(f"no bundle at {path}", hint="pass a bundle folder or its .tar.gz")
     if path.is_dir():
-        return verify_dir(path)
+        return verify_dir(path, pubkey)
     if not path.name.endswith((".tar.gz", ".tgz")):
         raise UsageError(f"{path} is neither a bundle folder nor a .tar.gz", hint="pass a bundle folder or its .tar.gz")
     from edgezoo.bundle.archive import extract_tar_gz
@@ -82,6 +94,6 @@ def verify(path: Path) -> VerifyResult:
             folder = extract_tar_gz(path, Path(tmp))
         except VerificationError as exc:
             return VerifyResult(bundle=path.name, files=0, problems=[str(exc)])
-        result = verify_dir(folder)
+        result = verify_dir(folder, pubkey)
         result.bundle = path.name
         return result

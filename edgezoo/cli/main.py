@@ -756,31 +756,178 @@ def formats_cmd(as_json):
 
 @cli.command("verify", epilog=EXIT_CODES)
 @click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--pubkey", type=click.Path(path_type=Path), help="Also check the bundle's signature with this Ed25519 public key (.pub).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def verify_cmd(bundle, as_json):
-    """Check every checksum and the manifest of a bundle folder or .tar.gz.
+def verify_cmd(bundle, pubkey, as_json):
+    """Check every checksum and the manifest of a bundle folder or .tar.gz; with --pubkey,
+    also that the bundle is signed by that key and that no file changed, went missing or
+    was added since it was signed.
 
     \b
     Examples:
       edgezoo verify dist/digits-cnn-raspberrypi-int8.tar.gz
+      edgezoo verify dist/digits-cnn-raspberrypi-int8/ --pubkey keys/edgezoo.pub
       edgezoo verify dist/digits-cnn-raspberrypi-int8/ --json
     """
     from edgezoo import api
     from edgezoo.errors import VerificationError
 
-    res = api.verify(bundle)
+    res = api.verify(bundle, pubkey)
     if as_json:
-        _emit_json({"bundle": res.bundle, "ok": res.ok, "files": res.files, "problems": res.problems})
+        _emit_json({"bundle": res.bundle, "ok": res.ok, "files": res.files, "problems": res.problems, "signed": res.signed,
+                    "keyid": res.keyid, "signature_checked": res.signature_checked})
         if not res.ok:
             sys.exit(VerificationError.exit_code)
         return
     if res.ok:
         m = res.manifest
-        click.echo(f"ok: {res.bundle}: {res.files} files verified ({m.model.id} {m.model.version}, {m.target.id}, {m.precision}, {m.model.license})")
+        sig = (f"; signature by {res.keyid[:16]}... verified" if res.signature_checked
+               else f"; signed by {res.keyid[:16]}... (pass --pubkey to check it)" if res.signed else "; not signed")
+        click.echo(f"ok: {res.bundle}: {res.files} files verified ({m.model.id} {m.model.version}, {m.target.id}, {m.precision}, {m.model.license}){sig}")
         return
     for p in res.problems:
         click.echo(f"FAIL {p}", err=True)
     raise VerificationError(f"{res.bundle}: {len(res.problems)} problem(s); do not deploy this bundle", hint="rebuild it or fetch it again")
+
+
+def _limit(value: str | None, default: float | None) -> float | None:
+    if value is None:
+        return default
+    if value.strip().lower() in ("off", "none", "-"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number (or 'off')") from None
+
+
+@cli.command("gate", epilog=EXIT_CODES)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--baseline", "-b", required=True, type=click.Path(path_type=Path), help="Baseline JSON (committed; written by --update-baseline).")
+@click.option("--min-accuracy", help="Absolute floor of the task metric (report units: percent for top-1).")
+@click.option("--max-accuracy-drop", help="Points the metric may lose against the baseline. [default: 1.0; 'off' to skip]")
+@click.option("--max-drop-vs-fp32", help="Points the metric may lose against fp32 measured in the same export.")
+@click.option("--max-latency-ratio", help="p50 latency over the baseline's, noise-aware. [default: 1.25; 'off' to skip]")
+@click.option("--max-size-ratio", help="Model file size over the baseline's. [default: 1.05; 'off' to skip]")
+@click.option("--int8-not-slower", is_flag=True, help="Fail when int8 is slower than fp32 on this runtime (beyond the noise).")
+@click.option("--metric", help="Gate another metric of the report (default: the task's gate metric; 'agreement' without labels).")
+@click.option("--remeasure", type=click.IntRange(0, 50), default=0, help="Time the bundle again here in N fresh processes instead of reading its report.")
+@click.option("--update-baseline", is_flag=True, help="Accept this bundle's figures: write them to --baseline and pass.")
+@click.option("--junit", type=click.Path(path_type=Path), help="Write JUnit XML (one test case per check).")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32, max_latency_ratio, max_size_ratio,
+             int8_not_slower, metric, remeasure, update_baseline, junit, md_path, as_json):
+    """Fail a CI job when a bundle's accuracy, latency or size regressed against a
+    committed baseline. Exit 0 pass, 4 a check failed, 2 a wrong or mismatched baseline or
+    bundle. Latency is noise-aware: a ratio inside the spread of repeated rounds passes
+    (and says so). Writes JUnit XML and a Markdown summary for CI systems.
+
+    \b
+    Examples:
+      edgezoo gate dist/digits-cnn-raspberrypi-int8 --baseline baselines/digits-cnn-raspberrypi.json \\
+          --max-accuracy-drop 0.5 --max-latency-ratio 1.15 --max-size-ratio 1.05 --junit gate.xml
+      edgezoo gate dist/digits-cnn-raspberrypi-int8 -b baselines/digits-cnn-raspberrypi.json --update-baseline
+      edgezoo gate dist/kws-dscnn-synth-nrf52840-int8 -b base.json --min-accuracy 90 --max-drop-vs-fp32 2
+    """
+    from edgezoo import gate as g
+
+    t = g.Thresholds(min_accuracy=_limit(min_accuracy, None), max_accuracy_drop=_limit(max_accuracy_drop, 1.0),
+                     max_drop_vs_fp32=_limit(max_drop_vs_fp32, None), max_latency_ratio=_limit(max_latency_ratio, 1.25),
+                     max_size_ratio=_limit(max_size_ratio, 1.05), int8_not_slower=int8_not_slower)
+    err = _console(stderr=True)
+    if not update_baseline:
+        base = g.load_baseline(baseline)  # a missing or malformed baseline fails before any measurement
+    with _StdoutToStderr():
+        measured = g.read_bundle(bundle, metric=metric, remeasure=remeasure)
+    if update_baseline:
+        g.write_baseline(baseline, measured)
+        if as_json:
+            _emit_json({"bundle": measured.bundle, "baseline": str(baseline), "updated": True, "passed": True})
+        else:
+            acc = f"{measured.metric} {measured.accuracy:.2f}, " if measured.accuracy is not None else ""
+            lat = f"p50 {measured.p50_ms:.3f} ms, " if measured.p50_ms is not None else ""
+            click.echo(f"baseline {baseline} written from {measured.bundle}: {acc}{lat}{measured.size_bytes / 1024:.1f} KB")
+        return
+    res = g.gate(measured, base, t, baseline_path=str(baseline))
+    if junit:
+        g.write_atomic(junit, g.junit_xml(res))
+    md = g.markdown(res)
+    if md_path:
+        g.write_atomic(md_path, md)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+        except OSError as exc:
+            err.print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror or exc}")
+    if as_json:
+        _emit_json(res.to_json())
+    else:
+        from rich.table import Table
+
+        t_ = Table(title=f"gate {res.bundle} against {baseline}")
+        for col in ("check", "result", "limit", "detail"):
+            t_.add_column(col)
+        for c in res.checks:
+            t_.add_row(c.name, "[green]pass[/]" if c.passed else "[red bold]FAIL[/]", c.limit, c.detail)
+        con = _console()
+        con.print(t_)
+        for w in res.warnings:
+            err.print(f"[yellow]warning:[/] {w}")
+        failed = [c.name for c in res.checks if not c.passed]
+        con.print("[green]gate passed[/]" if not failed else f"[red]gate FAILED: {', '.join(failed)}[/]")
+    if not res.passed:
+        sys.exit(4)
+
+
+@cli.command("keygen", epilog=EXIT_CODES)
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("keys"), show_default=True, help="Folder for NAME.key and NAME.pub.")
+@click.option("--name", default="edgezoo", show_default=True, help="File name of the pair.")
+@click.option("--force", is_flag=True, help="Replace an existing pair of that name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keygen_cmd(out_dir, name, force, as_json):
+    """Make an Ed25519 key pair for signing bundles: NAME.key (PKCS#8 PEM, mode 0600; keep
+    it secret, e.g. in a CI secret) and NAME.pub (give it to whoever verifies).
+
+    \b
+    Examples:
+      edgezoo keygen --out keys/
+      edgezoo sign dist/digits-cnn-raspberrypi-int8 --key keys/edgezoo.key
+      edgezoo verify dist/digits-cnn-raspberrypi-int8 --pubkey keys/edgezoo.pub
+    """
+    from edgezoo import api
+
+    pair = api.keygen(out_dir, name, force=force)
+    if as_json:
+        _emit_json({"private": str(pair.private), "public": str(pair.public), "keyid": pair.keyid})
+        return
+    click.echo(f"wrote {pair.private} (secret) and {pair.public}; key id {pair.keyid}")
+
+
+@cli.command("sign", epilog=EXIT_CODES)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--key", "-k", required=True, type=click.Path(path_type=Path), help="Ed25519 private key (PEM); an encrypted one reads its passphrase from $EDGEZOO_KEY_PASSWORD.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sign_cmd(bundle, key, as_json):
+    """Sign a bundle folder or .tar.gz in place: an in-toto Statement (SLSA provenance v1)
+    whose subjects are all the bundle's files, in a DSSE envelope (provenance.intoto.json),
+    with the key id recorded in manifest.json. The bundle must verify first. A .tar.gz next
+    to a signed folder is rebuilt to match. Works offline.
+
+    \b
+    Examples:
+      edgezoo sign dist/digits-cnn-raspberrypi-int8 --key keys/edgezoo.key
+      edgezoo sign dist/digits-cnn-raspberrypi-int8.tar.gz --key keys/edgezoo.key
+    """
+    from edgezoo import api
+
+    keyid = api.sign(bundle, key)
+    if as_json:
+        _emit_json({"bundle": str(bundle), "keyid": keyid, "envelope": "provenance.intoto.json"})
+        return
+    click.echo(f"signed {bundle} with key {keyid}")
 
 
 def main() -> None:

@@ -21,12 +21,13 @@ HERE = Path(__file__).resolve().parent / "json"
 
 
 def _records():
+    from edgezoo.schemas.baseline import Baseline
     from edgezoo.schemas.card import Card
     from edgezoo.schemas.manifest import Manifest
     from edgezoo.schemas.report import Report
     from edgezoo.schemas.target import Target
 
-    return {"card": Card, "profile": Target, "manifest": Manifest, "report": Report}
+    return {"card": Card, "profile": Target, "manifest": Manifest, "report": Report, "baseline": Baseline}
 
 
 def _schema(tp: Any, defs: dict) -> dict:

@@ -84,6 +84,7 @@ class Manifest:
     calibration: dict[str, Any] | None = None
     deploy: tuple[str, ...] = ()
     task_options: dict[str, float] = field(default_factory=dict)  # the card's settings for the task's runner (a threshold)
+    signature: dict[str, str] | None = None  # written by `edgezoo sign`: key id, scheme, envelope file
 
     def validate(self) -> None:
         if self.schema_version != MANIFEST_SCHEMA_VERSION:

@@ -40,6 +40,14 @@ class Latency:
     min_ms: float
     peak_rss_mb: float
     load_ms: float
+    round_p50_ms: tuple[float, ...] = ()  # the median of each of 5 consecutive rounds (the noise)
+    quantiles_ms: dict[str, float] = field(default_factory=dict)  # percentile ("1", "10", ... "99") -> ms
+
+    @property
+    def spread(self) -> float:
+        """Relative spread of the round medians, (max - min) / median; 0 when not recorded."""
+        r = sorted(self.round_p50_ms)
+        return (r[-1] - r[0]) / r[len(r) // 2] if len(r) > 1 and r[len(r) // 2] > 0 else 0.0
 
 
 @dataclass(frozen=True)
