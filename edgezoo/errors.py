@@ -7,7 +7,7 @@ Exit codes (documented in the README and in `edgezoo --help`):
   3  the pipeline failed (conversion, quantization or benchmark)
   4  a budget or quality gate was not met (model too large, too slow, accuracy lost)
   5  verification failed (checksum mismatch, schema error in a bundle)
-  6  weights or data could not be fetched (offline, server gone)
+  6  weights, data or a device could not be reached (offline, server gone, device down)
 """
 
 from __future__ import annotations

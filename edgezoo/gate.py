@@ -203,8 +203,6 @@ def load_baseline(path: Path):
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise SchemaError(f"baseline {path} is not valid JSON: {exc}", hint="fix it or write a new one with --update-baseline") from None
-    if isinstance(data, dict):
-        data.pop("$schema", None)
     return _strict.load(Baseline, data, source=f"baseline {path}")
 
 
@@ -222,8 +220,7 @@ def baseline_from(m: Measured, notes: str = ""):
 def write_baseline(path: Path, m: Measured) -> None:
     from edgezoo.schemas._strict import dump
 
-    data = {"$schema": "https://edgezoo.dev/schemas/baseline.schema.json", **dump(baseline_from(m))}
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(dump(baseline_from(m)), indent=2, sort_keys=True) + "\n")
 
 
 # -- the checks -----------------------------------------------------------------------------

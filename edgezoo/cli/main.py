@@ -20,7 +20,7 @@ Exit codes:
   3  the pipeline failed (export, quantization, benchmark)
   4  a budget was exceeded (size, accuracy drop), or `check` found operators the target cannot run
   5  verification failed (checksum mismatch, invalid manifest)
-  6  weights could not be fetched (offline, server gone)
+  6  weights, data or a device could not be reached (offline, server gone)
 """
 
 
@@ -483,14 +483,22 @@ def _print_report(report) -> None:
 
 @cli.command("bench", epilog=EXIT_CODES)
 @click.argument("model")
-@click.option("--target", "-t", required=True, help="Target profile id or .toml path.")
+@click.option("--target", "-t", help="Target profile id or .toml path (not with --device: the bundle knows its target).")
 @click.option("--formats", default="all", show_default=True, help="'all' (every format the target deploys) or a comma list, e.g. onnx,tflite,pte.")
 @click.option("--precisions", help="Comma list to restrict the precisions (fp32 is always measured as the reference).")
 @click.option("--weights", default="random", show_default=True, help="'random' (latency and fidelity only), 'pretrained', or a local weights file.")
 @click.option("--threads", type=click.IntRange(1), help="The N of the N-thread column (default: the target's cores, capped at this host's).")
-@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True, help="Where the JSON and Markdown tables go.")
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), help="Where the JSON and Markdown tables go. [default: dist; with --device: beside the bundle]")
+@click.option("--device", help="Run a BUNDLE on the device itself: ssh://[user@]host[:port] (your ~/.ssh/config applies).")
+@click.option("--ssh-key", type=click.Path(path_type=Path), help="--device: private key to log in with.")
+@click.option("--ssh-option", multiple=True, help="--device: an ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable).")
+@click.option("--python", "remote_python", default="python3", show_default=True, help="--device: the device's Python interpreter.")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="--device: timed invocations per round.")
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True, help="--device: rounds (their medians give the spread).")
+@click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True, help="--device: seconds for the whole remote run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_json):
+def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, device, ssh_key, ssh_option, remote_python, runs,
+              rounds, timeout, as_json):
     """Build every format x precision the target deploys with the real converters and
     quantizers, and measure each on its own runtime in one run: size, accuracy or fidelity,
     agreement with PyTorch, p50/p90 latency at 1 and N threads, build time.
@@ -500,8 +508,17 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
       edgezoo bench digits-cnn --target raspberrypi --formats all --weights pretrained
       edgezoo bench mobilenet_v3_small --target generic-cpu
       edgezoo bench resnet18 --target intel-cpu --formats openvino,onnx --precisions int8
+      edgezoo bench dist/digits-cnn-raspberrypi-int8 --device ssh://pi@raspberrypi.local   # on the device itself
     """
     import json as _json
+
+    if device:
+        return _bench_device(model, device, ssh_key, ssh_option, remote_python, runs, rounds, threads, timeout, out_dir, as_json)
+    if not target:
+        from edgezoo.errors import UsageError
+
+        raise UsageError("bench needs --target (or --device with a bundle)", hint="e.g. edgezoo bench digits-cnn --target raspberrypi")
+    out_dir = out_dir or Path("dist")
 
     from edgezoo import api
     from edgezoo.pipeline.matrix import to_json, to_markdown
@@ -540,6 +557,60 @@ def bench_cmd(model, target, formats, precisions, weights, threads, out_dir, as_
     con = _console()
     con.print(t)
     con.print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+
+
+def _bench_device(bundle, device, ssh_key, ssh_options, python, runs, rounds, threads, timeout, out_dir, as_json):
+    """`bench BUNDLE --device ssh://...`: the bundle's run.py --benchmark on the device."""
+    import json as _json
+    import re
+    import tempfile
+
+    from edgezoo import api, registry
+    from edgezoo.errors import UsageError, VerificationError
+    from edgezoo.remote import SshDevice, parse_device
+
+    path = Path(bundle)
+    if not path.exists():
+        raise UsageError(f"--device runs a bundle; no bundle at {bundle}", hint="export one first: edgezoo export MODEL --target TARGET")
+    address = parse_device(device)
+    checked = api.verify(path)
+    if not checked.ok:
+        raise VerificationError(f"{path} does not verify ({checked.problems[0]}); it is not sent to a device", hint="rebuild it")
+    m = checked.manifest
+    dev = SshDevice(address, identity=ssh_key, options=tuple(ssh_option for ssh_option in ssh_options), timeout=timeout, python=python)
+    requires = registry.runtime(m.runtime.name).runner_requires
+    err = _console(stderr=True)
+    if not as_json:
+        err.print(f"[dim]running {m.bundle} on {address} ({m.runtime.name}, {runs} runs x {rounds} rounds)...[/]")
+    with tempfile.TemporaryDirectory(prefix="edgezoo-bench-") as tmp:
+        folder = path
+        if not path.is_dir():
+            from edgezoo.bundle.archive import extract_tar_gz
+
+            folder = extract_tar_gz(path, Path(tmp))
+        result = dev.benchmark(folder, runs=runs, rounds=rounds, threads=threads, requires=requires)
+    import datetime as _dt
+
+    from edgezoo import __version__ as version
+
+    result.update(edgezoo_version=version, measured_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+                  target=m.target.id)
+    host = re.sub(r"[^A-Za-z0-9._-]+", "_", result["device"]["hostname"] or address.host)
+    out = (out_dir or path.parent) / f"device-{m.bundle}-{host}.json"
+    from edgezoo.gate import write_atomic
+
+    write_atomic(out, _json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if as_json:
+        _emit_json(result)
+        return
+    d = result["device"]
+    spread = (max(result["round_p50_ms"]) - min(result["round_p50_ms"])) / result["p50_ms"] * 100 if result["p50_ms"] else 0.0
+    con = _console()
+    con.print(f"{m.bundle} measured on the device {d['hostname']} ({d['cpu']}, {d['machine']}, {d['cpus']} CPUs), "
+              f"{d['runtime_version'] or d['runtime']}, Python {d['python']}, {result['threads']} thread(s)")
+    con.print(f"p50 {result['p50_ms']:.3f} ms  p90 {result['p90_ms']:.3f} ms  min {result['min_ms']:.3f} ms  load {result['load_ms']:.0f} ms  "
+              f"({result['runs']} runs in {rounds} rounds, round medians within {spread:.1f} %)")
+    con.print(f"wrote {out} (edgezoo report picks it up beside the bundle)")
 
 
 @cli.command("check", epilog=EXIT_CODES)
@@ -880,6 +951,59 @@ def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32
         con.print("[green]gate passed[/]" if not failed else f"[red]gate FAILED: {', '.join(failed)}[/]")
     if not res.passed:
         sys.exit(4)
+
+
+@cli.command("report", epilog=EXIT_CODES)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write one self-contained HTML page (plots embedded).")
+@click.option("--md", "md_path", type=click.Path(path_type=Path), help="Write Markdown, with its plots as PNG files beside it.")
+@click.option("--title", default="edgezoo report", show_default=True, help="Page title.")
+@click.option("--json", "as_json", is_flag=True, help="Print every variant's figures as JSON.")
+def report_cmd(paths, html_path, md_path, title, as_json):
+    """Every bundle in the given folders on one page: a table of all variants, accuracy
+    against latency with the Pareto front marked, size per variant and the latency
+    distribution. Device results (`bench BUNDLE --device`) beside the bundles are included
+    and marked; host latency is marked as a proxy. Without --html/--md/--json, writes
+    report.html here.
+
+    \b
+    Examples:
+      edgezoo report dist/ --html report.html
+      edgezoo report dist/ --md report.md          # report.md + report-*.png
+      edgezoo report dist/a dist/b --json | jq '.rows[] | {model, precision, p50_ms}'
+    """
+    import dataclasses
+
+    from edgezoo import reports
+    from edgezoo.gate import write_atomic
+
+    rows, notes = reports.collect(list(paths))
+    if as_json and not (html_path or md_path):
+        _emit_json({"rows": [dataclasses.asdict(r) for r in rows], "skipped": notes})
+        return
+    html_path = html_path or (None if md_path else Path("report.html"))
+    html_text, md_text, plots = reports.render(rows, notes, title=title)
+    written = []
+    if html_path:
+        write_atomic(html_path, html_text)
+        written.append(str(html_path))
+    if md_path:
+        stem = md_path.with_suffix("")
+        for name, png in plots:
+            target = stem.parent / f"{stem.name}-{name}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(png)
+            md_text = md_text.replace(f"@@{name}.png", target.name)
+            written.append(str(target))
+        write_atomic(md_path, md_text)
+        written.append(str(md_path))
+    if as_json:
+        _emit_json({"rows": [dataclasses.asdict(r) for r in rows], "skipped": notes, "written": written})
+        return
+    bundles = len({r.bundle for r in rows})
+    click.echo(f"{bundles} bundle(s), {len(rows)} variant(s), {len(plots)} plot(s): wrote {', '.join(written)}")
+    for n in notes:
+        click.echo(f"skipped: {n}", err=True)
 
 
 @cli.command("keygen", epilog=EXIT_CODES)
