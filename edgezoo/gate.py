@@ -102,23 +102,48 @@ def spread(rounds) -> float:
 
 # -- reading a bundle -----------------------------------------------------------------------
 
-def read_bundle(path: Path, *, metric: str | None = None, remeasure: int = 0) -> Measured:
-    """The figures a gate compares, from a bundle folder or .tar.gz (checksums verified first)."""
+def read_bundle(path: Path, *, metric: str | None = None, remeasure: int = 0, latency_from: Path | None = None) -> Measured:
+    """The figures a gate compares, from a bundle folder or .tar.gz (checksums verified first).
+    ``latency_from``: a device result (``bench BUNDLE --device``) replaces the host latency."""
     from edgezoo.bundle.verify import verify
 
     if not path.exists():
         raise UsageError(f"no bundle at {path}", hint="pass a bundle folder or its .tar.gz (from `edgezoo export`)")
     if path.is_dir():
-        return _read_folder(path, verify(path), metric, remeasure)
-    with tempfile.TemporaryDirectory(prefix="edgezoo-gate-") as tmp:
-        from edgezoo.bundle.archive import extract_tar_gz
-        from edgezoo.errors import VerificationError
+        m = _read_folder(path, verify(path), metric, remeasure)
+    else:
+        with tempfile.TemporaryDirectory(prefix="edgezoo-gate-") as tmp:
+            from edgezoo.bundle.archive import extract_tar_gz
+            from edgezoo.errors import VerificationError
 
-        try:
-            folder = extract_tar_gz(path, Path(tmp))
-        except VerificationError as exc:
-            raise UsageError(f"cannot gate {path}: {exc}") from None
-        return _read_folder(folder, verify(folder), metric, remeasure, name=path.name)
+            try:
+                folder = extract_tar_gz(path, Path(tmp))
+            except VerificationError as exc:
+                raise UsageError(f"cannot gate {path}: {exc}") from None
+            m = _read_folder(folder, verify(folder), metric, remeasure, name=path.name)
+    if latency_from is not None:
+        _use_device_latency(m, latency_from)
+    return m
+
+
+def _use_device_latency(m: Measured, path: Path) -> None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        dev = d["device"]
+        p50, p90, rounds, threads = float(d["p50_ms"]), float(d["p90_ms"]), tuple(map(float, d["round_p50_ms"])), int(d["threads"])
+        bundle, precision = d["bundle"], d["precision"]
+    except FileNotFoundError:
+        raise UsageError(f"no device result at {path}", hint="write one with `edgezoo bench BUNDLE --device ssh://...`") from None
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise UsageError(f"{path} is not a device result of `edgezoo bench --device` ({exc})") from None
+    if bundle != m.bundle.removesuffix(".tar.gz") or precision != m.precision:
+        raise UsageError(f"{path} was measured for {bundle} ({precision}), not {m.bundle}", hint="pass that bundle's device result")
+    m.p50_ms, m.p90_ms, m.round_p50_ms, m.latency_source = p50, p90, rounds, f"device {dev.get('hostname', '')}"
+    m.fp32_p50_ms, m.fp32_round_p50_ms = None, ()  # the device ran the deployed variant only
+    m.environment = {"measured_on": "device", "machine": dev.get("machine", ""), "processor": dev.get("cpu", ""),
+                     "cpus": int(dev.get("cpus", 0)), "python": dev.get("python", ""),
+                     "runtime": f"{dev.get('runtime', '')} {str(dev.get('runtime_version', '')).rpartition(' ')[2]}".strip(),
+                     "edgezoo_version": d.get("edgezoo_version", ""), "threads": threads}
 
 
 def _read_folder(folder: Path, checked, metric: str | None, remeasure: int, name: str | None = None) -> Measured:
@@ -213,7 +238,7 @@ def baseline_from(m: Measured, notes: str = ""):
                     format=m.format, precision=m.precision, task=m.task, metric=m.metric, accuracy=m.accuracy,
                     fp32_accuracy=m.fp32_accuracy, size_bytes=m.size_bytes, p50_ms=m.p50_ms, p90_ms=m.p90_ms,
                     environment=Environment(**m.environment), round_p50_ms=m.round_p50_ms,
-                    latency_source="estimate" if m.latency_source == "estimate" else "measured",
+                    latency_source="estimate" if m.latency_source == "estimate" else "device" if m.latency_source.startswith("device") else "measured",
                     created=_dt.date.today().isoformat(), notes=notes)
 
 

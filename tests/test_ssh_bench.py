@@ -124,3 +124,29 @@ def test_runner_benchmark_mode_runs_locally(digits_tflite_int8):
                           capture_output=True, text=True, check=True)
     data = json.loads(proc.stdout)
     assert data["runs"] == 10 and data["inputs"] == "synthetic" and data["device"]["runtime"] == "litert"
+
+
+def test_a_device_that_does_not_finish_times_out(sshd, digits_tflite_int8, tmp_path):
+    bundle, _, _ = digits_tflite_int8
+    slow = tmp_path / "python"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    res = run_cli("bench", str(bundle), "--device", sshd["url"], "--ssh-key", str(sshd["key"]), *sshd["opts"], "--python", str(slow),
+                  "--timeout", "2", ok=None)
+    assert res.exit_code == 6 and "did not finish within 2 s" in res.output
+
+
+def test_gate_reads_device_latency(sshd, digits_tflite_int8, tmp_path):
+    bundle, _, _ = digits_tflite_int8
+    run_cli("bench", str(bundle), "--device", sshd["url"], "--ssh-key", str(sshd["key"]), *sshd["opts"], "--python", sys.executable,
+            "--runs", "10", "--rounds", "3", "--threads", "1", "--out", str(tmp_path))
+    [result] = tmp_path.glob("device-*.json")
+    base = tmp_path / "base.json"
+    run_cli("gate", str(bundle), "-b", str(base), "--latency-from", str(result), "--update-baseline")
+    data = json.loads(base.read_text())
+    assert data["latency_source"] == "device" and data["environment"]["measured_on"] == "device"
+    assert data["p50_ms"] == json.loads(result.read_text())["p50_ms"]
+    res = run_cli("gate", str(bundle), "-b", str(base), "--latency-from", str(result), "--json")
+    assert json.loads(res.stdout)["passed"]
+    res = run_cli("gate", str(bundle), "-b", str(base), "--json")  # host figures against a device baseline: said so
+    assert any("measured elsewhere" in w for w in json.loads(res.stdout)["warnings"])

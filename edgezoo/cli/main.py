@@ -883,12 +883,13 @@ def _limit(value: str | None, default: float | None) -> float | None:
 @click.option("--int8-not-slower", is_flag=True, help="Fail when int8 is slower than fp32 on this runtime (beyond the noise).")
 @click.option("--metric", help="Gate another metric of the report (default: the task's gate metric; 'agreement' without labels).")
 @click.option("--remeasure", type=click.IntRange(0, 50), default=0, help="Time the bundle again here in N fresh processes instead of reading its report.")
+@click.option("--latency-from", type=click.Path(path_type=Path), help="Gate latency measured on the device: a result of `bench BUNDLE --device`.")
 @click.option("--update-baseline", is_flag=True, help="Accept this bundle's figures: write them to --baseline and pass.")
 @click.option("--junit", type=click.Path(path_type=Path), help="Write JUnit XML (one test case per check).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32, max_latency_ratio, max_size_ratio,
-             int8_not_slower, metric, remeasure, update_baseline, junit, md_path, as_json):
+             int8_not_slower, metric, remeasure, latency_from, update_baseline, junit, md_path, as_json):
     """Fail a CI job when a bundle's accuracy, latency or size regressed against a
     committed baseline. Exit 0 pass, 4 a check failed, 2 a wrong or mismatched baseline or
     bundle. Latency is noise-aware: a ratio inside the spread of repeated rounds passes
@@ -900,6 +901,7 @@ def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32
           --max-accuracy-drop 0.5 --max-latency-ratio 1.15 --max-size-ratio 1.05 --junit gate.xml
       edgezoo gate dist/digits-cnn-raspberrypi-int8 -b baselines/digits-cnn-raspberrypi.json --update-baseline
       edgezoo gate dist/kws-dscnn-synth-nrf52840-int8 -b base.json --min-accuracy 90 --max-drop-vs-fp32 2
+      edgezoo gate dist/digits-cnn-raspberrypi-int8 -b pi.json --latency-from dist/device-digits-cnn-raspberrypi-int8-pi.json
     """
     from edgezoo import gate as g
 
@@ -910,7 +912,7 @@ def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32
     if not update_baseline:
         base = g.load_baseline(baseline)  # a missing or malformed baseline fails before any measurement
     with _StdoutToStderr():
-        measured = g.read_bundle(bundle, metric=metric, remeasure=remeasure)
+        measured = g.read_bundle(bundle, metric=metric, remeasure=remeasure, latency_from=latency_from)
     if update_baseline:
         g.write_baseline(baseline, measured)
         if as_json:

@@ -44,7 +44,7 @@ class Baseline:
     p90_ms: float | None
     environment: Environment
     round_p50_ms: tuple[float, ...] = ()  # medians of repeated rounds: the noise of p50_ms
-    latency_source: str = "measured"  # "measured" or "estimate" (microcontrollers: a cycle estimate)
+    latency_source: str = "measured"  # "measured" (host), "device" (bench --device) or "estimate" (microcontroller cycles)
     created: str = ""  # ISO 8601 date the baseline was accepted
     notes: str = ""
 
