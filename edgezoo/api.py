@@ -77,6 +77,22 @@ def read_user_model(model: str, *, input_shapes=None, weights: Path | None = Non
         shapes = resolve_shapes(path.name, [(t.name, t.dims) for t in meta.inputs], given)
         card = onnx_file.card_for(meta, shapes, license=license, task=task, sha256=sha256_file(path), size=path.stat().st_size)
         return card, kind, path, None
+    if kind == "tflite-file":
+        from edgezoo.intake import tflite_file
+
+        if weights is not None:
+            raise UsageError("--weights applies to zoo models and module.py:factory; a .tflite file carries its own weights")
+        path = Path(model)
+        meta = tflite_file.load(path)
+        tflite_file.check(meta)
+        if given:
+            want = {t.name: t.shape for t in meta.inputs}
+            got = {(k if k is not None else meta.inputs[0].name): tuple(v) for k, v in given.items()}
+            if any(want.get(k) != v for k, v in got.items()):
+                raise UsageError(f"{path.name} has fixed input shapes ({', '.join(f'{k} {list(v)}' for k, v in want.items())}); "
+                                 "--input-shape cannot change a TFLite model", hint="drop --input-shape, or convert the model again")
+        card = tflite_file.card_for(meta, license=license, task=task, sha256=sha256_file(path), size=path.stat().st_size)
+        return card, kind, path, None
     import torch
 
     if kind == "pt2":
@@ -239,6 +255,11 @@ def inspect_model(model: str, *, input_shapes=None, targets: list[str] | None = 
         meta = onnx_file.info(onnx_file.load(path), path)
         data.update(meta.as_dict())
         data["file"], data["kind"] = model, kind
+    elif kind == "tflite-file":
+        from edgezoo.intake import tflite_file
+
+        data.update(tflite_file.load(Path(model)).as_dict())
+        data["file"] = model
     else:
         from edgezoo.intake import torch_source
 

@@ -111,7 +111,7 @@ def preprocess(raw, pre: dict, input_spec: dict) -> np.ndarray:
     else:
         if x.ndim != 3 or x.shape[2] != 3:
             raise InputError(f"image must be HxWx3 RGB, got shape {list(x.shape)}")
-        chw = x.transpose(2, 0, 1)  # HWC -> CHW
+        chw = x if layout == "NHWC" else x.transpose(2, 0, 1)  # HWC -> CHW, unless the model takes NHWC (TFLite)
     mean = np.asarray(pre["mean"], dtype=np.float32)
     std = np.asarray(pre["std"], dtype=np.float32)
     if layout == "NCHW":

@@ -43,6 +43,7 @@ class Context:
     torch_model: object = None
     onnx_source: Path | None = None  # the raw ONNX graph (exported from PyTorch or the user's file)
     onnx_fp32: Path | None = None  # simplified fp32 ONNX, shared by formats built from ONNX
+    tflite_source: Path | None = None  # a float .tflite the user (or a zoo card) brought: no PyTorch module, no ONNX
     weights_sha: str = ""
     check_only: bool = False  # `edgezoo check`: build only what the operator and memory reports need
 

@@ -26,6 +26,8 @@ class OnnxSourced(Format):
         """The raw ONNX graph, checked operator by operator before onnxsim runs it: the
         user's normalised file (the executor wrote it), or the PyTorch model exported."""
         plan = ctx.plan
+        if ctx.tflite_source is not None:  # OpenVINO reads TFLite with its own frontend
+            return self.source_operators(ctx.tflite_source)
         if ctx.onnx_source is None:
             from edgezoo.stages import torch_to_onnx
 
@@ -41,6 +43,9 @@ class OnnxSourced(Format):
         """The raw graph's operators as this format's runtime sees them (each asks its own)."""
 
     def simplified(self, ctx: Context) -> Path:
+        """The fp32 graph the format converts: simplified ONNX, or a TFLite source as it is."""
+        if ctx.tflite_source is not None:
+            ctx.onnx_fp32 = ctx.tflite_source
         if ctx.onnx_fp32 is None:
             from edgezoo.stages.simplify import simplify
 

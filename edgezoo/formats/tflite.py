@@ -57,7 +57,16 @@ class TfliteFormat(Format):
         from edgezoo.stages import torch_to_litert as tl
 
         out = ctx.work / "fp32.tflite"
-        ctx.lineage.append(tl.convert_fp32(ctx.torch_model, ctx.plan.card, out, ctx.weights_sha))
+        if ctx.tflite_source is not None:  # a TFLite model is its own fp32 file
+            from edgezoo import __version__
+            from edgezoo.hashing import sha256_file
+            from edgezoo.stages import Step
+
+            shutil.copyfile(ctx.tflite_source, out)
+            digest = sha256_file(out)
+            ctx.lineage.append(Step("import-tflite", "edgezoo", __version__, {}, digest, digest))
+        else:
+            ctx.lineage.append(tl.convert_fp32(ctx.torch_model, ctx.plan.card, out, ctx.weights_sha))
         return Artifact("fp32", out, [out])
 
     def operators(self, ctx, art):
@@ -68,7 +77,7 @@ class TfliteFormat(Format):
 
         out = ctx.work / f"{precision}.tflite"
         if precision == "int8":
-            choice = ctx.plan.tflite_quantizer
+            choice = ctx.plan.tflite_quantizer if ctx.torch_model is not None else "aeq"  # no module: quantize the flatbuffer
             if choice == "auto" and ctx.plan.quantization is not None and ctx.plan.quantization.integer_io:
                 choice = "pt2e"  # int8 inputs and outputs: AI Edge Quantizer keeps float I/O
             if choice == "aeq":

@@ -17,7 +17,7 @@ class TflmFormat(TfliteFormat):
     runtime = "tflite-micro"
     model_file = "model.tflite"
     precisions = ("int8",)
-    tools = {"int8": "litert-torch PT2E, full integer (int8 I/O); arena measured with TFLite Micro"}
+    tools = {"int8": "litert-torch PT2E (a TFLite source: AI Edge Quantizer), full integer (int8 I/O); arena measured with TFLite Micro"}
     description = "full-int8 TFLite for TensorFlow Lite Micro, with firmware C sources and a flash/RAM verdict"
     check_builds_variant = True
 
@@ -50,7 +50,11 @@ class TflmFormat(TfliteFormat):
         from edgezoo.stages import torch_to_litert as tl
 
         out = ctx.work / "int8.tflite"
-        ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
+        if ctx.torch_model is None:  # a TFLite source: AI Edge Quantizer on the flatbuffer, then integer I/O
+            ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha))
+            ctx.lineage.append(tl.integer_io(out))
+        else:
+            ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
         micro.integer_only(out)
         data = out.read_bytes()
         # the runner's interpreter cannot count outputs without printing an error past the last one
@@ -76,7 +80,7 @@ class TflmFormat(TfliteFormat):
                                         sha256_file(art.path), sha256_file(fw_model)))
         memory = micro.memory_report(art.path, target, art.config["arena_bytes"], flash_model=fw_model)
         if ctx.check_only:
-            return MicroReport(memory=memory, latency_estimate=micro.latency_estimate(plan.card, target), vela=compiled)
+            return MicroReport(memory=memory, latency_estimate=micro.latency_estimate(plan.card, target, art.path), vela=compiled)
         micro.require_fit(memory, plan.target_id, plan.allow_over_budget)
         ops, info = _firmware_info(plan, art, fw_model, memory, compiled)
         from edgezoo.bundle import firmware
@@ -84,7 +88,7 @@ class TflmFormat(TfliteFormat):
         data = fw_model.read_bytes()
         firmware.write_sources(extras / "firmware", data, ops, info)
         compile_report = firmware.compile_checks(extras / "firmware", data, cpu=target.memory.compiler_cpu)
-        estimate = compiled.latency_estimate() if compiled is not None else micro.latency_estimate(plan.card, target)
+        estimate = compiled.latency_estimate() if compiled is not None else micro.latency_estimate(plan.card, target, art.path)
         return MicroReport(memory=memory, latency_estimate=estimate, vela=compiled, compile=compile_report,
                            resolver_ops=tuple(ops), firmware_model=fw_model.name)
 

@@ -5,6 +5,8 @@
 - ``module.py:factory``: a PyTorch ``nn.Module`` built by the user's own code, with
   ``--weights`` as safetensors or a tensors-only checkpoint (:mod:`edgezoo.intake.torch_source`).
 - ``model.pt2``: a ``torch.export`` ExportedProgram, checked for pickled objects first.
+- ``model.tflite``: a float TFLite flatbuffer for LiteRT, TFLite Micro and OpenVINO
+  (:mod:`edgezoo.intake.tflite_file`; ONNX and ExecuTorch cannot be built from it).
 
 ONNX files reach the PyTorch-based formats (LiteRT, TFLite Micro, ExecuTorch) through
 :mod:`edgezoo.intake.bridge`; samples come from :mod:`edgezoo.intake.data`.
@@ -16,11 +18,11 @@ from pathlib import Path
 
 from edgezoo.errors import UsageError
 
-KINDS = ("onnx-file", "torch-factory", "pt2")
+KINDS = ("onnx-file", "torch-factory", "pt2", "tflite-file")
 
 
 def source_kind(model: str) -> str | None:
-    """"onnx-file", "torch-factory", "pt2", or None for a zoo id (``id`` or ``id@version``)."""
+    """"onnx-file", "torch-factory", "pt2", "tflite-file", or None for a zoo id (``id`` or ``id@version``)."""
     import re
 
     if re.fullmatch(r"[a-z0-9][a-z0-9_\-]*@[A-Za-z0-9][A-Za-z0-9._+\-]*", model) and not Path(model).exists():
@@ -32,6 +34,8 @@ def source_kind(model: str) -> str | None:
         return "onnx-file"
     if suffix == ".pt2":
         return "pt2"
+    if suffix == ".tflite":
+        return "tflite-file"
     if suffix or "/" in model or "\\" in model:
         if suffix in (".pt", ".pth", ".ckpt", ".bin", ".safetensors"):
             raise UsageError(
@@ -42,7 +46,7 @@ def source_kind(model: str) -> str | None:
             raise UsageError(f"{model} names a Python file but no factory", hint=f"write it as {model}:build_model (a function returning an nn.Module)")
         raise UsageError(
             f"{model}: edgezoo does not read {suffix or 'files without an extension'} models",
-            hint="pass a zoo id (`edgezoo list`), an .onnx file, a .pt2 ExportedProgram or module.py:factory",
+            hint="pass a zoo id (`edgezoo list`), an .onnx file, a .pt2 ExportedProgram, a .tflite file or module.py:factory",
         )
     return None
 

@@ -21,7 +21,7 @@ def default_task(inputs: dict[str, tuple[int, ...]], output_ranks: list[int]) ->
 
 def user_card(*, path: Path, architecture: str, inputs: dict[str, tuple[int, ...]], outputs: list[str], output_ranks: list[int],
               license: str | None, task: str | None, params: int, sha256: str, size: int, tags: tuple[str, ...] = (),
-              model_id: str | None = None):
+              model_id: str | None = None, image_layout: str = "NCHW"):
     from edgezoo import registry
     from edgezoo.schemas.card import Card, Evaluation, InputSpec, Origin, Preprocess, Reference, Version, WeightsSource
 
@@ -29,7 +29,7 @@ def user_card(*, path: Path, architecture: str, inputs: dict[str, tuple[int, ...
     registry.require_name("tasks", task, "task")
     specs = []
     for name, shape in inputs.items():
-        layout = "NCHW" if len(shape) == 4 else "NC" if len(shape) == 2 else "any"
+        layout = image_layout if len(shape) == 4 else "NC" if len(shape) == 2 else "any"
         specs.append(InputSpec(name=name, shape=tuple(shape), dtype="float32", layout=layout))
     return Card(
         id=model_id or slug(path.stem),

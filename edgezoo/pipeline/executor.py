@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo import registry
-from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, first_line
+from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError, first_line
 from edgezoo.formats.base import Artifact, Context
 from edgezoo.pipeline import compat
 from edgezoo.pipeline.plan import Plan, check_writable
@@ -335,6 +335,8 @@ class Executor:
         plan = self.plan
         if plan.source == "onnx-file":
             return self._load_onnx_file(ctx, x_eval, check_only)
+        if plan.source == "tflite-file" or plan.card.architecture == "tflite-file":
+            return self._load_tflite(ctx, x_eval, labels)
         if plan.source in ("torch-factory", "pt2"):
             with self.stage("load model"):
                 if self.shared.torch_model is None:
@@ -381,6 +383,37 @@ class Executor:
                     self.shared.torch_ref = self.task.infer(torch_runner(ctx.torch_model), x_eval, labels, plan.card.task_options)
                 else:
                     self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
+        return self.shared.torch_ref
+
+    def _load_tflite(self, ctx: Context, x_eval: list[np.ndarray], labels):
+        """A float .tflite (the user's, or a zoo model that exists only as TFLite): copied
+        into the work folder as the source every format starts from; its own outputs in
+        LiteRT are the reference the fp32 export must match."""
+        from edgezoo import __version__
+        from edgezoo.hashing import sha256_file
+
+        plan = self.plan
+        if plan.source == "tflite-file":
+            path = plan.source_path
+        else:
+            from edgezoo.zoo.sources import resolve_version
+
+            if plan.weights == "random":
+                raise UsageError(f"{plan.model_id} is a TFLite model: its weights are the file itself", hint="drop --weights random")
+            with self.stage("fetch weights"):
+                path = resolve_version(plan.card.version(), local=plan.weights_path)
+        with self.stage("load model"):
+            digest = sha256_file(path)
+            ctx.tflite_source = ctx.work / "source.tflite"
+            shutil.copyfile(path, ctx.tflite_source)
+            ctx.weights_sha = digest
+            ctx.lineage.append(Step("load-tflite", "edgezoo", __version__, {"file": Path(path).name}, digest, digest))
+            if self.shared.torch_ref is None and len(x_eval[0]):
+                from edgezoo.runtimes.base import run_batch
+
+                session = registry.runtime("litert").open(ctx.tflite_source, plan.threads)
+                self.shared.torch_ref = (self.task.infer(session.run, x_eval, labels, plan.card.task_options) if self.task.drives_model
+                                         else run_batch(session, x_eval))
         return self.shared.torch_ref
 
     def _load_onnx_file(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):
@@ -457,7 +490,7 @@ class Executor:
                 out.export_check = self.task.compare(torch_ref, ref, labels)
         ec = out.export_check
         if ec is not None and ec.agreement < 99.5:
-            source = "the source model" if self.plan.source != "zoo" else "PyTorch"
+            source = "the source model" if self.plan.source != "zoo" or self.plan.card.architecture == "tflite-file" else "PyTorch"
             raise PipelineError(
                 f"the exported {self.plan.format} fp32 model disagrees with {source} on {100 - ec.agreement:.1f}% of samples "
                 f"(max abs diff {ec.max_abs_diff:.3g})"

@@ -103,14 +103,39 @@ def require_fit(report: MemoryReport, target_id: str, allow: bool) -> None:
     )
 
 
-def latency_estimate(card, target) -> LatencyEstimate:
+def latency_estimate(card, target, model_path: Path | None = None) -> LatencyEstimate:
+    """Cycles from the MAC count (the card's, or counted in the model file when the card
+    has none: a user's model) times the profile's cycles per MAC."""
     mem = target.memory
-    cycles = card.macs * mem.cycles_per_mac
+    macs, where = card.macs, "MACs"
+    if not macs and model_path is not None:
+        macs, where = tflite_macs(model_path), "MACs counted in the model"
+    cycles = macs * mem.cycles_per_mac
     return LatencyEstimate(
         estimate_ms=cycles / (target.hardware.clock_mhz * 1e3),
-        method=f"estimate, not a measurement: {card.macs:,} MACs x {mem.cycles_per_mac} cycles/MAC at {target.hardware.clock_mhz} MHz",
+        method=f"estimate, not a measurement: {macs:,} {where} x {mem.cycles_per_mac} cycles/MAC at {target.hardware.clock_mhz} MHz",
         cycles_source=mem.cycles_source,
     )
+
+
+def tflite_macs(path: Path) -> int:
+    """Multiply-accumulates of the convolutions and fully connected layers of a .tflite."""
+    mod = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert", purpose="reading .tflite models")
+    it = mod.Interpreter(model_path=str(path), experimental_op_resolver_type=mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    shapes = {t["index"]: [int(d) for d in t["shape"]] for t in it.get_tensor_details()}
+    total = 0
+    for op in it._get_ops_details():
+        name, ins, outs = op["op_name"], [int(i) for i in op["inputs"]], [int(i) for i in op["outputs"]]
+        if len(ins) < 2 or not outs or ins[1] not in shapes or outs[0] not in shapes:
+            continue
+        out_elems, w = int(np.prod(shapes[outs[0]])), shapes[ins[1]]
+        if name == "CONV_2D" and len(w) == 4:  # weights O x H x W x I
+            total += out_elems * w[1] * w[2] * w[3]
+        elif name == "DEPTHWISE_CONV_2D" and len(w) == 4:  # 1 x H x W x C
+            total += out_elems * w[1] * w[2]
+        elif name == "FULLY_CONNECTED" and len(w) == 2:  # O x I
+            total += out_elems * w[1]
+    return total
 
 
 def tflite_op_names(path: Path) -> list[str]:

@@ -130,6 +130,28 @@ def make_plan(
     from edgezoo import registry
     from edgezoo.targets import quant_scheme
 
+    tflite_src = source_kind == "tflite-file" or card.architecture == "tflite-file"
+    tflite_warning = ""
+    if tflite_src:
+        from edgezoo.intake.tflite_file import TAKES_TFLITE, refuse_format
+
+        label = source_spec or card.id
+        if fmt is None and target.default_format not in TAKES_TFLITE:
+            usable = [f for f in target.formats if f in TAKES_TFLITE]
+            if not usable:
+                from edgezoo.intake.tflite_file import WHY_NOT
+                from edgezoo.targets import list_targets
+
+                takers = [t.id for t in list_targets() if any(f in TAKES_TFLITE for f in t.formats)]
+                raise UsageError(f"{label} is a TFLite model and {target.id} deploys only {', '.join(target.formats)}: {WHY_NOT}",
+                                 hint=f"targets that take TFLite: {', '.join(takers)}")
+            fmt = usable[0]
+            tflite_warning = (f"{label} is a TFLite model: built as {fmt}, not {target.id}'s default {target.default_format} "
+                              "(which cannot be built from TFLite)")
+        refuse_format(fmt or target.default_format, label)
+        if tflite_quantizer == "pt2e":
+            raise UsageError(f"{label} is a TFLite model: PT2E quantizes PyTorch modules", hint="use --tflite-quantizer aeq (or auto)")
+        tflite_quantizer = "aeq"  # AI Edge Quantizer works on the flatbuffer itself
     fmt, spec = target.format(fmt)
     plugin = registry.format(fmt)
     card_default = not precision and card.precision and card.precision in spec.precisions and card.precision != spec.default_precision
@@ -141,7 +163,7 @@ def make_plan(
             f"target {target.id} ({fmt}) does not support precision {precision!r}",
             hint=f"it supports {', '.join(spec.precisions)}",
         )
-    warnings = []
+    warnings = [tflite_warning] if tflite_warning else []
     if source_kind == "onnx-file" and plugin.built_from == "torch":
         warnings.append(f"{fmt} is built from PyTorch: the ONNX file is rebuilt as a PyTorch graph (onnx2torch) and checked "
                         "against onnxruntime on your samples before conversion")
@@ -193,14 +215,19 @@ def make_plan(
     if existing and not force and not for_check:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to replace it, or choose another --out")
     steps = [] if source_path is not None else ["fetch-weights" if weights != "random" else "random-weights"]
-    if plugin.built_from == "onnx":
+    if tflite_src:
+        steps += ["load-tflite"] + (["import-tflite"] if fmt != "openvino" else [])
+        steps += [st for st in plugin.steps(precision, spec) if st != "convert-litert"]
+        steps += ["evaluate", "benchmark-latency", "bundle"]
+    elif plugin.built_from == "onnx":
         steps += plugin.source_steps(source_kind)
     elif source_kind == "onnx-file":
         steps += ["load-onnx", "normalise-onnx", "simplify", "onnx-to-torch"]
     elif source_kind != "zoo":
         steps += ["load-torch"]
-    steps += plugin.steps(precision, spec)
-    steps += ["evaluate", "benchmark-latency", "bundle"]
+    if not tflite_src:
+        steps += plugin.steps(precision, spec)
+        steps += ["evaluate", "benchmark-latency", "bundle"]
     return Plan(
         model_id=card.id,
         model_version=version.version,

@@ -103,13 +103,13 @@ class InputSpec:
     name: str
     shape: tuple[int, ...]
     dtype: Literal["float32", "int64"]  # int64: token ids and masks (a text model's tokenizer output)
-    layout: Literal["NCHW", "NC", "any"]  # "any": a user's tensor of any rank, taken as given
+    layout: Literal["NCHW", "NHWC", "NC", "any"]  # "any": a user's tensor of any rank, taken as given; NHWC: TFLite models
 
     def validate(self) -> None:
         if not self.shape or any(d <= 0 for d in self.shape):
             raise ValueError("input.shape must be positive integers")
-        if self.layout == "NCHW" and len(self.shape) != 4:
-            raise ValueError("input.shape must have 4 dimensions for layout NCHW")
+        if self.layout in ("NCHW", "NHWC") and len(self.shape) != 4:
+            raise ValueError(f"input.shape must have 4 dimensions for layout {self.layout}")
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,8 @@ class Card:
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"input names must be unique: {names}")
-        channels = self.input.shape[1] if self.input.layout in ("NCHW", "NC") else 1
+        channels = (self.input.shape[1] if self.input.layout in ("NCHW", "NC")
+                    else self.input.shape[3] if self.input.layout == "NHWC" else 1)
         if len(self.preprocess.mean) not in (1, channels):
             raise ValueError(f"preprocess.mean has {len(self.preprocess.mean)} values for {channels} channels")
 

@@ -134,6 +134,24 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
     return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
 
 
+def integer_io(path: Path) -> Step:
+    """Make a quantized model's inputs and outputs int8 (TFLite's modify_model_interface,
+    shipped in ai-edge-litert): the QUANTIZE/DEQUANTIZE at the edges go, as TFLite Micro
+    firmware expects. A model whose I/O is already int8 is left as it is."""
+    from ai_edge_litert import _pywrap_modify_model_interface as mmi
+
+    before = sha256_file(path)
+    tmp = path.with_suffix(".io.tflite")
+    int8 = 9  # TensorType.INT8 in the TFLite schema
+    status = mmi.modify_model_interface(str(path), str(tmp), int8, int8)
+    if status != 0:
+        raise PipelineError(f"cannot give {path.name} int8 inputs and outputs (modify_model_interface status {status})",
+                            hint="the model's edges are not quantize/dequantize pairs; choose a non-microcontroller target")
+    tmp.replace(path)
+    return Step("integer-io", "modify_model_interface (ai-edge-litert)", _version("ai-edge-litert"), {"input": "int8", "output": "int8"},
+                before, sha256_file(path))
+
+
 def quantize_aeq_dynamic(fp32: Path, out: Path) -> Step:
     with _quiet():
         from ai_edge_quantizer import recipe
