@@ -47,3 +47,46 @@ def test_runner_finds_the_astronauts_face(face_pi, tmp_path):
     Image.new("RGB", (10, 10)).save(tiny)
     res = subprocess.run([sys.executable, str(bundle / "run.py"), str(tiny)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "at least 24 pixels" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def blazeface(tmp_path_factory):
+    return _export_once(tmp_path_factory, "face-blazeface", "--target", "raspberrypi")
+
+
+@needs_pulled("face-blazeface")
+def test_blazeface_a_tflite_only_model_imported_and_decoded_by_the_runner(blazeface, tmp_path):
+    from PIL import Image
+    import skimage.data
+
+    bundle = blazeface[0]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    stages = [s["stage"] for s in manifest["lineage"]]
+    assert stages[:3] == ["load-tflite", "fp16-weights-to-fp32", "add-signature"]  # no TensorFlow, no PyTorch
+    assert manifest["precision"] == "fp32" and manifest["task_options"]["anchors"] == 896
+    m = json.loads((bundle / "report.json").read_text())["variants"]["fp32"]["quality"]["metrics"]
+    assert m["f1"] >= 85 and m["recall"] >= 85, m
+    astro, cup = tmp_path / "astronaut.png", tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.astronaut()).save(astro)
+    Image.fromarray(skimage.data.coffee()).save(cup)
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(astro), "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    faces = json.loads(res.stdout)["faces"]
+    assert len(faces) == 1 and len(faces[0]["landmarks"]) == 6
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 140 < (x1 + x2) / 2 < 310 and 20 < (y1 + y2) / 2 < 200
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(cup)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "no face found" in res.stdout
+
+
+@needs_pulled("face-blazeface")
+def test_blazeface_int8_through_nncf_and_the_litert_quantizer_refusal(tmp_path):
+    from .conftest import run_cli
+
+    res = run_cli("export", "face-blazeface", "--target", "intel-cpu", "--precision", "int8", "--out", str(tmp_path), "--json")
+    bundle = tmp_path / json.loads(res.stdout)["bundle"].split("/")[-1]
+    q = json.loads((bundle / "report.json").read_text())["variants"]["int8"]["quality"]["metrics"]
+    assert q["f1"] >= 85, q
+    res = run_cli("export", "face-blazeface", "--target", "raspberrypi", "--precision", "int8", "--out", str(tmp_path / "pi"), ok=None)
+    assert res.exit_code == 3 and "LiteRT cannot prepare" in res.output
+    assert not (tmp_path / "pi").exists()

@@ -81,15 +81,19 @@ def load(path: Path) -> TfliteInfo:
     outs = [tensor(d) for d in it.get_output_details()]
     ops: dict[str, int] = {}
     produced: set[int] = set()
+    consumed: set[int] = set()
     for o in it._get_ops_details():
         ops[o["op_name"]] = ops.get(o["op_name"], 0) + 1
         produced.update(int(i) for i in o["outputs"])
+        consumed.update(int(i) for i in o["inputs"])
     inputs_idx = {d["index"] for d in it.get_input_details()}
     params, quantized = 0, False
     for t in it.get_tensor_details():
         if t["index"] in produced or t["index"] in inputs_idx:
             if np.dtype(t["dtype"]).kind in "iu" and t["quantization"][0]:
                 quantized = True
+            continue
+        if t["index"] not in consumed:  # a leftover constant no operator reads
             continue
         n = int(np.prod(t["shape"])) if len(t["shape"]) else 1
         params += n
@@ -131,3 +135,101 @@ def refuse_format(fmt: str, label: str) -> None:
     if fmt not in TAKES_TFLITE:
         raise UsageError(f"{label} is a TFLite model, which the {fmt} format cannot be built from: {WHY_NOT}",
                          hint=f"choose --format {' or '.join(TAKES_TFLITE)} (LiteRT, TFLite Micro, OpenVINO's TFLite frontend)")
+
+
+def ensure_signature(path: Path) -> bool:
+    """Give a .tflite without a signature (MediaPipe's models, older converters) the
+    ``serving_default`` signature over its subgraph's inputs and outputs, in place: AI Edge
+    Quantizer calibrates per signature. Returns whether the file changed; the tensors,
+    operators and weights are untouched."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    if model.signatureDefs:
+        return False
+    sg = model.subgraphs[0]
+
+    def tensor_map(i):
+        t = schema.TensorMapT()
+        t.name, t.tensorIndex = sg.tensors[i].name, int(i)
+        return t
+
+    sd = schema.SignatureDefT()
+    sd.signatureKey, sd.subgraphIndex = b"serving_default", 0
+    sd.inputs, sd.outputs = [tensor_map(i) for i in sg.inputs], [tensor_map(i) for i in sg.outputs]
+    model.signatureDefs = [sd]
+    builder = flatbuffers.Builder(max(1024, path.stat().st_size))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return True
+
+
+def float16_weights_to_float32(path: Path) -> int:
+    """Turn fp16-stored weights (a constant float16 tensor feeding a DEQUANTIZE operator, as
+    MediaPipe ships its models) into float32 constants and drop those operators, in place:
+    a plain float32 model, which the int8 quantizers expect (AI Edge Quantizer otherwise
+    writes weights with non-zero zero points that LiteRT's int8 kernels refuse). Returns
+    the number of weights converted; the model computes the same function."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    dequant = schema.BuiltinOperator.DEQUANTIZE
+    converted = 0
+    for sg in model.subgraphs:
+        produced = {int(t) for op in sg.operators for t in op.outputs}
+        keep = []
+        for op in sg.operators:
+            src = int(op.inputs[0]) if op.inputs is not None and len(op.inputs) == 1 else -1
+            t_in = sg.tensors[src] if src >= 0 else None
+            if (codes[op.opcodeIndex] == dequant and t_in is not None and t_in.type == schema.TensorType.FLOAT16
+                    and src not in produced and model.buffers[t_in.buffer].data is not None):
+                out = sg.tensors[int(op.outputs[0])]
+                data = np.frombuffer(bytes(model.buffers[t_in.buffer].data), dtype=np.float16).astype(np.float32)
+                buf = schema.BufferT()
+                buf.data = np.frombuffer(data.tobytes(), dtype=np.uint8)
+                model.buffers.append(buf)
+                out.buffer = len(model.buffers) - 1
+                converted += 1
+                continue
+            keep.append(op)
+        sg.operators = keep
+        _drop_unused_tensors(model, sg, schema)
+    if converted:
+        builder = flatbuffers.Builder(max(1024, 3 * path.stat().st_size))
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        path.write_bytes(bytes(builder.Output()))
+    return converted
+
+
+def _drop_unused_tensors(model, sg, schema) -> None:
+    """Remove the tensors no operator or signature touches any more (the fp16 originals),
+    renumbering the rest, and free their buffers: quantizers that calibrate every tensor
+    stumble over orphans."""
+    def ids(xs):
+        return [int(t) for t in (xs if xs is not None else ()) if int(t) >= 0]
+
+    used = set(ids(sg.inputs)) | set(ids(sg.outputs))
+    for op in sg.operators:
+        used |= set(ids(op.inputs)) | set(ids(op.outputs)) | set(ids(op.intermediates))
+    if len(used) == len(sg.tensors):
+        return
+    new_index = {old: k for k, old in enumerate(sorted(used))}
+    for old, t in enumerate(sg.tensors):
+        if old not in used and t.buffer and model.buffers[t.buffer].data is not None:
+            model.buffers[t.buffer].data = None
+    sg.tensors = [sg.tensors[old] for old in sorted(used)]
+
+    def remap(xs):
+        return None if xs is None else [new_index[int(t)] if int(t) >= 0 else -1 for t in xs]
+
+    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+    for op in sg.operators:
+        op.inputs, op.outputs, op.intermediates = remap(op.inputs), remap(op.outputs), remap(op.intermediates)
+    index = model.subgraphs.index(sg)
+    for sd in model.signatureDefs or []:
+        if sd.subgraphIndex == index:
+            for tm in (sd.inputs or []) + (sd.outputs or []):
+                tm.tensorIndex = new_index[int(tm.tensorIndex)]

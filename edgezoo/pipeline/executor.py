@@ -408,6 +408,17 @@ class Executor:
             shutil.copyfile(path, ctx.tflite_source)
             ctx.weights_sha = digest
             ctx.lineage.append(Step("load-tflite", "edgezoo", __version__, {"file": Path(path).name}, digest, digest))
+            from edgezoo.intake.tflite_file import ensure_signature
+
+            from edgezoo.intake.tflite_file import float16_weights_to_float32
+
+            converted = float16_weights_to_float32(ctx.tflite_source)
+            if converted:  # fp16-stored weights (MediaPipe): the quantizers expect a float32 model
+                ctx.lineage.append(Step("fp16-weights-to-fp32", "edgezoo", __version__, {"weights": converted}, digest,
+                                        sha256_file(ctx.tflite_source)))
+            if ensure_signature(ctx.tflite_source):  # the quantizer calibrates per signature
+                ctx.lineage.append(Step("add-signature", "edgezoo", __version__, {"signature": "serving_default"},
+                                        ctx.lineage[-1].output_sha256, sha256_file(ctx.tflite_source)))
             if self.shared.torch_ref is None and len(x_eval[0]):
                 from edgezoo.runtimes.base import run_batch
 
@@ -552,7 +563,7 @@ def judge(plan: Plan, variants: dict[str, Variant]) -> tuple[list[str], list[str
             elif ratio > 1.0:
                 # a host of another instruction set says nothing about the target's int8 kernels: no advice from it
                 warnings.append(f"{plan.precision} is {ratio:.2f}x SLOWER than fp32 on this {host} host {measured}; "
-                                f"the target is {target_arch}, whose int8 kernels differ: measure on the device before choosing a precision")
+                                f"the target is {target_arch}, whose {plan.precision} kernels differ: measure on the device before choosing a precision")
         q, ref = chosen.quality, fp32.quality
         if q is not None and ref is not None and q.gate_value is not None and ref.gate_value is not None:
             drop = ref.gate_value - q.gate_value

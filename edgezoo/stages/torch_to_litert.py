@@ -130,8 +130,21 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
             out.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from exc
+    _loads_in_litert(out, "AI Edge Quantizer's static int8")
     params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": count(calib), "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
+
+
+def _loads_in_litert(path: Path, what: str) -> None:
+    """A quantizer's output must be a model LiteRT prepares: refuse it here (exit 3, the
+    pipeline failed) rather than hand the user a file no runtime loads."""
+    mod = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert", purpose="LiteRT")
+    try:
+        mod.Interpreter(model_path=str(path)).allocate_tensors()
+    except Exception as exc:  # the interpreter's own RuntimeError/ValueError text
+        text = str(exc).strip().splitlines()
+        raise PipelineError(f"{what} wrote a model LiteRT cannot prepare: {' '.join(text)[:240]}",
+                            hint="choose --precision fp32 or fp16 for this model, or another target's format") from None
 
 
 def integer_io(path: Path) -> Step:

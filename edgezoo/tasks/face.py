@@ -29,7 +29,8 @@ def _matches(pred: list, truth: list, threshold: float) -> int:
 
 class FaceDetection(Task):
     name = "face-detection"
-    description = "an image in (48x48 windows slid over it), face scores, boxes and landmarks out; the runner prints the faces"
+    description = ("an image in (48x48 windows slid over it, or letterboxed for an anchor-based detector), face scores, boxes "
+                   "and landmarks out; the runner prints the faces")
     outputs = ("logits", "box", "landmarks")
     gate_metric = "f1"
     metric_description = (f"F1 (%) of detections at IoU >= {IOU_MATCH} with the true face boxes, precision, recall; agreement = "
@@ -37,17 +38,26 @@ class FaceDetection(Task):
     runner_module = "edgezoo.tasks.run_face"
 
     def dataset_inputs(self, split, card):
-        """Evaluation images as they are (the task slides its windows over them); labels are
-        boxes (image index, x1, y1, x2, y2)."""
+        """Evaluation images as they are (the task slides its windows over them, or letterboxes
+        them for a single-shot detector); labels are boxes (image index, x1, y1, x2, y2)."""
+        if card.task_options.get("anchors"):
+            return [split.raw]
         return [split.raw] if split.raw.ndim == 4 and split.raw.shape[1] != card.input.shape[2] else None
 
     def infer(self, run_one, feeds, labels, options=None):
         dets, logits, regs = [], [], []
+        size = int((options or {}).get("input_size", 128))
         for i, image in enumerate(feeds[0]):
-            wins, lg, rg, mk = post.window_outputs(run_one, image)
-            dets += [[i, *d["box"], d["score"]] for d in post.detections(wins, lg, rg, mk)]
+            if (options or {}).get("anchors"):
+                rg, lg, geom = post.ssd_outputs(run_one, image, size)
+                found = post.ssd_detections(rg, lg, geom, size)
+            else:
+                wins, lg, rg, mk = post.window_outputs(run_one, image)
+                found = post.detections(wins, lg, rg, mk)
+                rg = np.concatenate([rg, mk], axis=1)
+            dets += [[i, *d["box"], d["score"]] for d in found]
             logits.append(lg)
-            regs.append(np.concatenate([rg, mk], axis=1))
+            regs.append(rg)
         return [np.array(dets, np.float64).reshape(-1, 6), np.concatenate(logits), np.concatenate(regs)]
 
     def compare(self, ref, out, labels):

@@ -1,15 +1,19 @@
 """The face-detection part of a bundle's run.py (everything below the marker is embedded).
-edgezoo's evaluation imports ``detect`` from here: windows, box correction and NMS are the
-code the runner uses."""
+edgezoo's evaluation imports ``detect`` / ``detect_ssd`` from here: windows, anchors, box
+decoding and NMS are the code the runner uses."""
 
 import numpy as np
 
 from edgezoo.bundle.runner import InputError
 
 # --- run.py ---
-# Task: face detection. The model classifies 48x48 windows (MTCNN's output network); the
-# runner slides windows of several sizes over the image, corrects each box with the model's
-# regression, keeps faces above a score and removes overlaps (non-maximum suppression).
+# Task: face detection, two kinds of model:
+# - a window classifier (MTCNN's output network, 48x48 windows): the runner slides windows of
+#   several sizes over the image, corrects each box with the model's regression, keeps faces
+#   above a score and removes overlaps (non-maximum suppression);
+# - a single-shot detector over fixed anchors (BlazeFace; the card's task option `anchors`):
+#   the image is letterboxed to the model's square input, each anchor's box offsets and
+#   score are decoded, and overlaps removed.
 WINDOW = 48
 SCALES = (0.9, 0.6, 0.4, 0.27)  # window side as a fraction of the image's shorter side
 STRIDE = 1 / 3  # of the window side
@@ -78,6 +82,68 @@ def detect(run_one, image):
     return detections(*window_outputs(run_one, image))
 
 
+SSD_MIN_SCORE = 0.5
+
+
+def ssd_anchors(size: int, strides=(8, 16, 16, 16)):
+    """Anchor centres (x, y in 0..1) of MediaPipe's SSD anchor layout with fixed anchor size:
+    two anchors per cell per layer, layers of equal stride sharing one grid."""
+    out, i = [], 0
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:
+            j += 1
+        per_cell, grid = 2 * (j - i), -(-size // strides[i])
+        for y in range(grid):
+            for x in range(grid):
+                out += [((x + 0.5) / grid, (y + 0.5) / grid)] * per_cell
+        i = j
+    return np.array(out, np.float32)
+
+
+def ssd_input(image, size: int):
+    """Letterbox an HxWx3 uint8 image to size x size (black bars), values in -1..1, NHWC;
+    returns the tensor and (side, left, top) to map boxes back to the image."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    side = max(h, w)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    left, top = (side - w) // 2, (side - h) // 2
+    canvas[top : top + h, left : left + w] = image
+    x = np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR), np.float32) / 127.5 - 1.0
+    return x[None], (side, left, top)
+
+
+def ssd_outputs(run_one, image, size: int):
+    """(box regressors A x 16, scores A x 1) of the model on the letterboxed image."""
+    x, geom = ssd_input(image, size)
+    outs = [np.asarray(o) for o in run_one([x])]
+    reg = next(o for o in outs if o.shape[-1] > 1).reshape(-1, outs[0].shape[-1] if outs[0].shape[-1] > 1 else outs[1].shape[-1])
+    cls = next(o for o in outs if o.shape[-1] == 1).reshape(-1, 1)
+    return reg, cls, geom
+
+
+def ssd_detections(reg, cls, geom, size: int, anchors=None):
+    anchors = ssd_anchors(size) if anchors is None else anchors
+    side, left, top = geom
+    scores = 1.0 / (1.0 + np.exp(-np.clip(cls[:, 0].astype(np.float64), -100.0, 100.0)))
+    dets = []
+    for k in np.nonzero(scores >= SSD_MIN_SCORE)[0]:
+        ax, ay = anchors[k]
+        r = reg[k] / size
+        xc, yc, w, h = r[0] + ax, r[1] + ay, r[2], r[3]
+        box = [(xc - w / 2) * side - left, (yc - h / 2) * side - top, (xc + w / 2) * side - left, (yc + h / 2) * side - top]
+        marks = [[float((r[4 + 2 * i] + ax) * side - left), float((r[5 + 2 * i] + ay) * side - top)] for i in range((len(r) - 4) // 2)]
+        dets.append({"box": [float(v) for v in box], "score": float(scores[k]), "landmarks": marks})
+    return nms(dets)
+
+
+def detect_ssd(run_one, image, size: int):
+    reg, cls, geom = ssd_outputs(run_one, image, size)
+    return ssd_detections(reg, cls, geom, size)
+
+
 def add_arguments(parser):
     pass
 
@@ -97,6 +163,8 @@ def read_input(path, manifest):
 
 
 def infer(session, feeds, manifest):
+    if manifest.get("task_options", {}).get("anchors"):  # a single-shot detector (BlazeFace)
+        return detect_ssd(session.run, feeds[0], int(manifest["inputs"][0]["shape"][1]))
     return detect(session.run, feeds[0])
 
 
