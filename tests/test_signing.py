@@ -119,3 +119,59 @@ def test_a_broken_bundle_is_not_signed(digits_tflite_int8, keys, tmp_path):
     res = run_cli("sign", str(dest), "--key", str(keys[0]), ok=None)
     assert res.exit_code == 5 and "does not verify" in res.output
     assert not (dest / "provenance.intoto.json").exists()
+
+
+# -- what checksums alone cannot see (the faults issue): links, unsafe modes, decompression bombs
+
+
+def test_verify_refuses_links_and_unsafe_modes(digits_tflite_int8, tmp_path):
+    import os
+
+    bundle = tmp_path / "b"
+    shutil.copytree(digits_tflite_int8[0], bundle)
+    outside = tmp_path / "elsewhere.tflite"
+    shutil.move(bundle / "model.tflite", outside)
+    os.symlink(outside, bundle / "model.tflite")  # same bytes, so every checksum matches
+    res = run_cli("verify", str(bundle), ok=None)
+    assert res.exit_code == 5 and "symbolic link" in res.output
+    os.unlink(bundle / "model.tflite")
+    shutil.copyfile(outside, bundle / "model.tflite")
+    os.chmod(bundle / "run.py", 0o4777)
+    res = run_cli("verify", str(bundle), ok=None)
+    assert res.exit_code == 5 and "run.py: mode 4777" in res.output
+
+
+def _tar_gz(path, members):
+    import gzip
+    import io
+    import tarfile
+
+    class Zeros(io.RawIOBase):
+        def __init__(self, n):
+            self.left = n
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), self.left)
+            b[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    with gzip.open(path, "wb") as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+        for name, size, mode in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = size, mode
+            tar.addfile(info, io.BufferedReader(Zeros(size), 1 << 20))
+    return path
+
+
+def test_verify_refuses_a_decompression_bomb_before_extracting(tmp_path):
+    bomb = _tar_gz(tmp_path / "bomb.tar.gz", [("b/SHA256SUMS", 10, 0o644), ("b/model.onnx", 200 << 20, 0o644)])
+    assert bomb.stat().st_size < 1 << 20  # 200 MB of zeros in a few hundred KB
+    res = run_cli("verify", str(bomb), ok=None)
+    assert res.exit_code == 5 and "refused before extracting" in res.output
+    setuid = _tar_gz(tmp_path / "suid.tar.gz", [("b/run.py", 10, 0o4755)])
+    res = run_cli("verify", str(setuid), ok=None)
+    assert res.exit_code == 5 and "mode 4755" in res.output

@@ -36,19 +36,40 @@ def write_tar_gz(src_dir: Path, dest: Path) -> None:
             gz.write(buf.getvalue())
 
 
+MAX_EXPANSION = 100  # a bundle's archive expands this many times at most (models barely compress)
+MIN_BUDGET = 64 << 20
+
+
 def extract_tar_gz(archive: Path, dest: Path) -> Path:
-    """Extract only regular files and folders inside ``dest``; returns the bundle folder."""
+    """Extract only regular files and folders inside ``dest``; returns the bundle folder.
+
+    The archive is read as a stream, member by member, and the sizes its headers declare are
+    counted before anything is written: an archive that would expand beyond
+    ``MAX_EXPANSION`` times its own size (64 MB at least) is refused at the first header
+    past the budget (a decompression bomb never reaches the disk). Links, devices and
+    setuid/setgid or world-writable modes are refused."""
+    budget = max(MIN_BUDGET, MAX_EXPANSION * archive.stat().st_size)
+    total, tops = 0, set()
+    root = dest.resolve()
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            for m in members:
+        with tarfile.open(archive, "r|gz") as tar:
+            for m in tar:
                 target = (dest / m.name).resolve()
-                if not (m.isfile() or m.isdir()) or not str(target).startswith(str(dest.resolve()) + os.sep):
+                if not (m.isfile() or m.isdir()) or not str(target).startswith(str(root) + os.sep):
                     raise VerificationError(f"{archive}: member {m.name!r} is not a plain file inside the bundle", hint="do not trust this archive")
-            tar.extractall(dest, members=members, filter="data")
+                if m.mode & 0o7002:
+                    raise VerificationError(f"{archive}: member {m.name!r} has mode {m.mode:o} (setuid, setgid, sticky or world-writable)",
+                                            hint="do not trust this archive")
+                total += m.size
+                if total > budget:
+                    raise VerificationError(f"{archive} expands to more than {budget >> 20} MB ({MAX_EXPANSION}x its size): "
+                                            "refused before extracting it", hint="do not trust this archive")
+                tops.add(Path(m.name).parts[0])
+                tar.extract(m, dest, filter="data")
+    except VerificationError:
+        raise
     except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
         raise VerificationError(f"{archive} is not a readable .tar.gz bundle: {exc}") from None
-    tops = {Path(m.name).parts[0] for m in members if m.name}
     if len(tops) != 1:
         raise VerificationError(f"{archive} must hold exactly one bundle folder, found {len(tops)}")
     return dest / tops.pop()

@@ -4,6 +4,7 @@ manifest's schema. Any changed byte in any file fails."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,16 @@ def verify_dir(folder: Path, pubkey: Path | None = None) -> VerifyResult:
             result.problems.append(f"{SUMS} line {n} is malformed")
             continue
         listed[parts[1]] = parts[0]
+    import stat
+
+    for p in sorted(folder.rglob("*")):  # what checksums cannot see: links out of the bundle, unsafe modes
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink():
+            result.problems.append(f"{rel}: is a symbolic link (to {os.readlink(p)}); a bundle holds plain files only")
+        elif p.is_file() and p.stat().st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH):
+            result.problems.append(f"{rel}: mode {stat.S_IMODE(p.stat().st_mode):o} (setuid, setgid or world-writable)")
     # the signature envelope is written after SHA256SUMS: its own signature protects it
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {SUMS, ENVELOPE}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()} - {SUMS, ENVELOPE}
     for name in sorted(set(listed) - present):
         result.problems.append(f"{name}: listed in {SUMS} but missing")
     for name in sorted(present - set(listed)):

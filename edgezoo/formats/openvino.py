@@ -71,7 +71,9 @@ class OpenvinoFormat(OnnxSourced):
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)
 
     def tensor_specs(self, model_path, card):
-        import openvino as ov
+        from edgezoo.runtimes.openvino import _ov
+
+        ov = _ov()
 
         model = ov.Core().read_model(str(model_path))
 

@@ -87,9 +87,32 @@ class Shared:
     torch_ref: list | None = None
 
 
+def _disk_full(exc: BaseException, work: Path) -> str | None:
+    """Why this failure is a full disk, or None. Converters report a full disk in their own
+    words (a traceback, "Wire format was corrupt" from a truncated file), so besides ENOSPC
+    anywhere in the cause chain, a disk with (almost) nothing free at the moment of failure
+    counts."""
+    import errno
+
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
+            return "no space left on device"
+        e = e.__cause__ or e.__context__
+    for where in {work, Path(tempfile.gettempdir())}:
+        try:
+            free = shutil.disk_usage(where).free
+        except OSError:
+            continue
+        if free < 1 << 20:
+            return f"{'the output disk' if where == work else where} has {free // 1024} KB free"
+    return None
+
+
 class _Stage:
-    def __init__(self, sink: dict, name: str, progress: Progress | None):
-        self.sink, self.name, self.progress = sink, name, progress
+    def __init__(self, sink: dict, name: str, progress: Progress | None, failed: list | None = None):
+        self.sink, self.name, self.progress, self.failed = sink, name, progress, failed
 
     def __enter__(self):
         from edgezoo import interrupts
@@ -107,6 +130,8 @@ class _Stage:
         _restore_handlers(self.handlers)
         if exc[0] is None:
             interrupts.check()  # an interrupt some library swallowed during the stage stops the run here
+        elif self.failed is not None and not isinstance(exc[1], (KeyboardInterrupt, SystemExit)):
+            self.failed.append(self.name)  # innermost first: the stage a disk-full message names
 
 
 _SIGNALS = ("SIGINT", "SIGTERM")
@@ -211,9 +236,10 @@ class Executor:
         self.accelerator = registry.accelerator(self.spec.accelerator) if self.spec.accelerator else None
         self.task = registry.task(plan.card.task)
         self.seconds: dict[str, float] = {}
+        self.failed_stages: list[str] = []
 
     def stage(self, name: str) -> _Stage:
-        return _Stage(self.seconds, name, self.progress)
+        return _Stage(self.seconds, name, self.progress, self.failed_stages)
 
     # -- the one sequence ------------------------------------------------------------------
 
@@ -233,6 +259,14 @@ class Executor:
             work = Path(tempfile.mkdtemp(prefix=f"edgezoo-{until}-"))
         try:
             return self._run(work, until, check_only, precisions, latency_threads, keep_going)
+        except Exception as exc:
+            full = _disk_full(exc, work)
+            if full is None:
+                raise
+            stage = self.failed_stages[0] if self.failed_stages else "the export"
+            raise PipelineError(f"out of disk space during '{stage}' ({full}); nothing was written",
+                                hint=f"free space on the disk of {out_dir if until == 'bundle' else work.parent} "
+                                     "(or of $TMPDIR), or pass --out on another disk") from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
             for folder in created:  # a failed export leaves no empty --out behind (innermost first)

@@ -16,7 +16,27 @@ PRECISION_HINT = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def _ov():
+    decline_telemetry()  # before openvino's import, which may start its telemetry
     return require("openvino", extra="openvino", purpose="running OpenVINO models")
+
+
+def decline_telemetry() -> None:
+    """edgezoo reaches nothing but package registries: decline OpenVINO's usage telemetry for
+    this process. openvino_telemetry sends events to Google Analytics by default when no
+    consent file exists (from a forked process, which also warns and can deadlock beside
+    JAX's threads). Only its consent check is answered "declined"; the user's consent file
+    is not read or written."""
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:  # OpenVINO then uses its own stub
+        return
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    opt_in_checker.OptInChecker.check = lambda self, *args, **kwargs: declined
+    from openvino_telemetry import Telemetry
+
+    existing = getattr(Telemetry, "_SingletonMetaClass__single_instance", None)
+    if existing is not None:  # started before edgezoo was asked (an import elsewhere)
+        existing.consent = False
 
 
 def _info(port) -> TensorInfo:

@@ -14,6 +14,9 @@ from edgezoo.stages import Step
 
 
 def _ov():
+    from edgezoo.runtimes.openvino import decline_telemetry
+
+    decline_telemetry()  # before openvino's import, which may start its telemetry
     return require("openvino", extra="openvino", purpose="OpenVINO conversion")
 
 
