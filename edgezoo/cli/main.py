@@ -67,7 +67,11 @@ def cli(ctx, debug):
       edgezoo targets show raspberrypi
       edgezoo formats
       edgezoo export digits-cnn --target raspberrypi --precision int8 --out dist/
+      edgezoo export ./model.tflite --target nrf52840 --calib-data samples.npy
       edgezoo verify dist/digits-cnn-raspberrypi-int8.tar.gz
+      edgezoo gate dist/digits-cnn-raspberrypi-int8 --baseline base.json --junit gate.xml
+      edgezoo report dist/ --html report.html
+      edgezoo bench dist/digits-cnn-raspberrypi-int8 --device ssh://pi@raspberrypi.local
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
