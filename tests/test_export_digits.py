@@ -213,3 +213,15 @@ def test_manifest_says_what_the_litert_int8_file_has(digits_tflite_int8):
     dtypes = {t["dtype"] for t in (*m["inputs"], *m["outputs"])}
     assert m["quantization"]["integer_io"] is (dtypes <= {"int8", "uint8"})
     assert "tensors of the model file: inputs `input` " + m["inputs"][0]["dtype"] in (bundle / "MODEL_CARD.md").read_text()
+
+
+def test_report_profiles_every_stage(digits_int8):
+    """Where an export's time and memory went (the performance issue's "profile first"):
+    every timed stage has its CPU seconds and the peak memory when it ended."""
+    report = json.loads((digits_int8[0] / "report.json").read_text())
+    prof, secs = report["stage_profile"], report["stage_seconds"]
+    assert set(prof) == set(secs) and {"load model", "build int8", "benchmark latency"} <= set(prof)
+    assert all(p["cpu_s"] >= 0 and p["children_cpu_s"] >= 0 and p["peak_rss_mb"] > 10 for p in prof.values())
+    assert prof["benchmark latency"]["children_cpu_s"] > 0  # the latency workers are child processes
+    peaks = [prof[s]["peak_rss_mb"] for s in ("load data", "load model", "build int8") if s in prof]
+    assert peaks == sorted(peaks)  # a high-water mark only rises

@@ -22,7 +22,7 @@ from edgezoo.hashing import sha256_file
 from edgezoo.schemas import _strict
 from edgezoo.schemas._strict import dump
 from edgezoo.schemas.manifest import MANIFEST_SCHEMA_VERSION, LineageStep, Manifest, ModelRef, RuntimeRef, TargetRef, TensorSpec
-from edgezoo.schemas.report import REPORT_SCHEMA_VERSION, HostInfo, Report, VariantReport
+from edgezoo.schemas.report import REPORT_SCHEMA_VERSION, HostInfo, Report, StageProfile, VariantReport
 
 
 
@@ -159,6 +159,7 @@ def build_report(result) -> Report:
         verdicts=tuple(result.verdicts),
         warnings=tuple(result.warnings),
         stage_seconds={k: round(v, 3) for k, v in result.stage_seconds.items()},
+        stage_profile={k: StageProfile(**{f: round(x, 3) for f, x in v.items()}) for k, v in result.stage_profile.items()},
         host=HostInfo(
             machine=platform.machine(), processor=_cpu_name(), cpus=os.cpu_count() or 1, python=platform.python_version(),
             note="latency is measured on this host with the target's thread count: a proxy for the device, not a device measurement",

@@ -14,6 +14,7 @@ bundle appears only when everything succeeded (rename), so a failure leaves noth
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -68,6 +69,7 @@ class Outcome:
     source_note: str = ""
     eval_note: str = ""  # what the variants were evaluated on
     report: object = None  # the Report record, once the bundle is written
+    stage_profile: dict[str, dict[str, float]] = field(default_factory=dict)  # CPU seconds and peak memory per stage
 
     @property
     def bundle_dir(self) -> Path:
@@ -85,6 +87,20 @@ class Shared:
     data: tuple | None = None
     torch_model: object = None
     torch_ref: list | None = None
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _disk_full(exc: BaseException, work: Path) -> str | None:
@@ -111,8 +127,8 @@ def _disk_full(exc: BaseException, work: Path) -> str | None:
 
 
 class _Stage:
-    def __init__(self, sink: dict, name: str, progress: Progress | None, failed: list | None = None):
-        self.sink, self.name, self.progress, self.failed = sink, name, progress, failed
+    def __init__(self, sink: dict, name: str, progress: Progress | None, failed: list | None = None, profile: dict | None = None):
+        self.sink, self.name, self.progress, self.failed, self.profile = sink, name, progress, failed, profile
 
     def __enter__(self):
         from edgezoo import interrupts
@@ -122,11 +138,18 @@ class _Stage:
         if self.progress:
             self.progress(self.name)
         self.t0 = time.perf_counter()
+        self.cpu0 = os.times()
 
     def __exit__(self, *exc):
         from edgezoo import interrupts
 
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
+        if self.profile is not None:  # CPU time of this process and of the children it waited for, peak memory so far
+            t = os.times()
+            row = self.profile.setdefault(self.name, {"cpu_s": 0.0, "children_cpu_s": 0.0, "peak_rss_mb": 0.0})
+            row["cpu_s"] += (t.user - self.cpu0.user) + (t.system - self.cpu0.system)
+            row["children_cpu_s"] += (t.children_user - self.cpu0.children_user) + (t.children_system - self.cpu0.children_system)
+            row["peak_rss_mb"] = max(row["peak_rss_mb"], _peak_rss_mb())
         _restore_handlers(self.handlers)
         if exc[0] is None:
             interrupts.check()  # an interrupt some library swallowed during the stage stops the run here
@@ -237,9 +260,10 @@ class Executor:
         self.task = registry.task(plan.card.task)
         self.seconds: dict[str, float] = {}
         self.failed_stages: list[str] = []
+        self.profile: dict[str, dict[str, float]] = {}  # per stage: CPU seconds (own, children), peak memory
 
     def stage(self, name: str) -> _Stage:
-        return _Stage(self.seconds, name, self.progress, self.failed_stages)
+        return _Stage(self.seconds, name, self.progress, self.failed_stages, self.profile)
 
     # -- the one sequence ------------------------------------------------------------------
 
@@ -289,7 +313,8 @@ class Executor:
             shortfall.append(f"--calibration-samples {plan.calibration_samples} asked, but only {calib_rec['samples']} calibration "
                              f"samples exist ({calib_rec['dataset']}); calibrated on {calib_rec['samples']}")
         ctx = Context(plan, work, [], data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
-        out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note)
+        out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note,
+                      stage_profile=self.profile)
         torch_ref = self._load_source(ctx, x_eval, check_only, labels)
         out.source_note = (f"{plan.source_path.name} as given" if plan.source != "zoo"
                            else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")

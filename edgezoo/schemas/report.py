@@ -159,6 +159,17 @@ class VariantReport:
 
 
 @dataclass(frozen=True)
+class StageProfile:
+    """Where an export's time and memory went, per stage: CPU seconds of the exporting process
+    and of the child processes it waited for (latency workers), and the process's peak
+    resident memory when the stage ended."""
+
+    cpu_s: float
+    children_cpu_s: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
 class HostInfo:
     machine: str
     processor: str
@@ -189,6 +200,7 @@ class Report:
     speedup_vs_fp32: float | None = None  # only between variants on the same runtime
     export_check: Quality | None = None  # the fp32 export against PyTorch
     microcontroller: MicroReport | None = None
+    stage_profile: dict[str, StageProfile] = field(default_factory=dict)  # CPU and memory per stage (wall time: stage_seconds)
 
     def validate(self) -> None:
         if self.schema_version != REPORT_SCHEMA_VERSION:
