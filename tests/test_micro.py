@@ -199,3 +199,13 @@ def test_missing_tflm_kernel_is_named():
     with pytest.raises(ModelFileError, match="no kernel for STABLEHLO_SORT"):
         tflite_micro._missing_ops(log)
     tflite_micro._missing_ops("Failed to resize buffer. Requested: 6144, available 5320")  # plain too-small arena: no error
+
+
+def test_check_and_export_give_the_same_memory_figures(nrf):
+    """`check` builds with the card's own weights when they are at hand, so its flash and RAM
+    figures are the export's to the byte (random weights gave a different model file)."""
+    bundle = nrf[0]
+    exported = json.loads((bundle / "report.json").read_text())["microcontroller"]["memory"]
+    checked = json.loads(run_cli("check", "digits-cnn", "--target", "nrf52840", "--json").stdout)["memory"]
+    for key in ("model_bytes", "arena_measured_bytes", "flash_needed_bytes", "ram_needed_bytes"):
+        assert checked[key] == exported[key], key

@@ -642,10 +642,16 @@ def check_cmd(model, target, fmt, precision, input_shape, weights, as_json):
     from edgezoo.intake import parse_input_shapes
     from edgezoo.schemas._strict import dump
 
+    if not api.is_model_file(model):
+        # the card's own weights when they are at hand, so the flash figure is the one `export` reports
+        # (the model file depends on the weights); random weights otherwise (operators and arena do not)
+        from edgezoo.zoo.sources import available_offline
+
+        card = api.get_card(model)
+        weights = None if card.architecture == "tflite-file" or available_offline(card.version()) else "random"
     with tempfile.TemporaryDirectory() as nowhere:  # a plan needs an output folder; check writes none
         plan = api.plan_export(model, target, precision=precision, fmt=fmt, input_shape=parse_input_shapes(input_shape),
-                               weights="random" if not api.is_model_file(model) else weights, out_dir=Path(nowhere) / "out",
-                               for_check=True)
+                               weights=weights, out_dir=Path(nowhere) / "out", for_check=True)
     err = _console(stderr=True)
     with _StdoutToStderr():
         res = api.check(plan, progress=None if as_json else (lambda s: err.print(f"[dim]{s}...[/]")))
