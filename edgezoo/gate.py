@@ -340,7 +340,7 @@ def _ratio_check(name: str, value: float, ref: float, limit: float, noise: float
     ratio = value / ref
     low = ratio / (1.0 + noise)
     if ratio <= limit:
-        verdict, ok = f"{ratio:.3f}x", True
+        verdict, ok = f"{ratio:.3f}x (noise {noise * 100:.0f} %)", True
     elif low <= limit:
         verdict, ok = f"{ratio:.3f}x is above {limit:g}x but inside the noise (spread {noise * 100:.0f} %: at least {low:.3f}x)", True
     else:
