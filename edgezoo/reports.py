@@ -1,7 +1,8 @@
 """`edgezoo report`: every bundle in a folder on one page, with the trade-offs drawn.
 
-Reads each bundle's report.json and manifest.json (and any device results that
-``edgezoo bench BUNDLE --device ...`` wrote beside them), and renders:
+Reads each bundle's report.json and manifest.json, any device results that
+``edgezoo bench BUNDLE --device ...`` wrote beside them, and the format x precision tables
+``edgezoo bench MODEL --target T`` writes (``bench-*.json``), and renders:
 
 - a table of every variant (the deployed precision and the references built beside it);
 - accuracy against latency for every variant and format, the Pareto front marked;
@@ -67,11 +68,29 @@ def collect(paths: list[Path]) -> tuple[list[Row], list[str]]:
             folders.append(p)
         elif p.is_dir():
             folders += sorted(d for d in p.iterdir() if d.is_dir() and (d / "report.json").is_file())
-    if not folders:
+    benches = sorted({b for p in paths if p.is_dir() for b in p.glob("bench-*.json")})
+    if not folders and not benches:
         raise UsageError(f"no bundles in {', '.join(map(str, paths))}",
-                         hint="a bundle is a folder with report.json and manifest.json, written by `edgezoo export`")
+                         hint="a bundle is a folder with report.json and manifest.json, written by `edgezoo export` "
+                              "(`edgezoo bench` writes bench-*.json, which are read too)")
     rows: list[Row] = []
     notes: list[str] = []
+    for b in benches:  # `edgezoo bench`: every format x precision of one model on one target
+        try:
+            data = json.loads(b.read_text(encoding="utf-8"))
+            for r in data["rows"]:
+                if r.get("error"):
+                    notes.append(f"{b.name}: {r['format']} {r['precision']} failed: {r['error']}")
+                    continue
+                labelled = r.get("top1") is not None
+                rows.append(Row(bundle=b.stem, model=data["model"], target=data["target"], format=r["format"], runtime=r["runtime"],
+                                precision=r["precision"], deployed=bool(r.get("deployable", True)), task="",
+                                metric=r.get("metric", "top1") if labelled else "agreement",
+                                value=r["top1"] if labelled else r["agreement"], agreement=r["agreement"], sqnr_db=r.get("sqnr_db"),
+                                size_bytes=int(r["size_bytes"]), p50_ms=r["p50_ms_nt"], p90_ms=r["p90_ms_nt"], runs=0,
+                                source="host", weights=data.get("weights", "")))
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            notes.append(f"{b.name}: skipped (not a result of `edgezoo bench`: {exc})")
     for folder in folders:
         try:
             report = _strict.load(Report, json.loads((folder / "report.json").read_text(encoding="utf-8")), source=f"{folder.name}/report.json")

@@ -81,3 +81,15 @@ def test_report_renders_in_headless_chromium(dist, tmp_path):
     dark_rows = (img < 128).any(axis=1)
     assert dark_rows.mean() > 0.3, f"only {dark_rows.mean():.0%} of the rows have any ink"
     shutil.copyfile(shot, html.with_suffix(".png"))  # kept beside the report for a look
+
+
+def test_report_reads_bench_tables(tmp_path):
+    """`edgezoo bench` writes a format x precision table; `report` plots it with the bundles."""
+    run_cli("bench", "digits-cnn", "--target", "generic-cpu", "--formats", "onnx", "--precisions", "int8", "--weights", "pretrained",
+            "--out", str(tmp_path), "--json")
+    rows = json.loads(run_cli("report", str(tmp_path), "--json").stdout)["rows"]
+    assert {(r["format"], r["precision"]) for r in rows} == {("onnx", "fp32"), ("onnx", "int8")}
+    assert all(r["metric"] == "top1" and r["value"] > 90 and r["p50_ms"] > 0 for r in rows)
+    html = tmp_path / "r.html"
+    run_cli("report", str(tmp_path), "--html", str(html))
+    assert html.read_text().count("data:image/png;base64,") == 3

@@ -972,7 +972,7 @@ def gate_cmd(bundle, baseline, min_accuracy, max_accuracy_drop, max_drop_vs_fp32
 @click.option("--title", default="edgezoo report", show_default=True, help="Page title.")
 @click.option("--json", "as_json", is_flag=True, help="Print every variant's figures as JSON.")
 def report_cmd(paths, html_path, md_path, title, as_json):
-    """Every bundle in the given folders on one page: a table of all variants, accuracy
+    """Every bundle (and `bench` table) in the given folders on one page: a table of all variants, accuracy
     against latency with the Pareto front marked, size per variant and the latency
     distribution. Device results (`bench BUNDLE --device`) beside the bundles are included
     and marked; host latency is marked as a proxy. Without --html/--md/--json, writes
