@@ -2,9 +2,10 @@
 
 No TensorFlow is needed: LiteRT reads the file (tensors, operators), AI Edge Quantizer
 quantizes a float model, TFLite Micro takes the int8 result, and OpenVINO reads TFLite with
-its own frontend. What cannot take a .tflite is said plainly at plan time: ONNX and
-ExecuTorch are built from ONNX graphs or PyTorch modules, and no TensorFlow-free converter
-turns a TFLite flatbuffer into either (tf2onnx needs TensorFlow).
+its own frontend. ONNX and ExecuTorch are built from PyTorch: a graph of plain CNN operators
+is rebuilt as a PyTorch module by :mod:`edgezoo.intake.tflite_torch`; for any other graph no
+TensorFlow-free converter exists (tf2onnx needs TensorFlow), and that is said at plan time,
+naming the operators.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from edgezoo.errors import ModelFileError, UsageError, last_line
 # formats a .tflite source can become, and why the others cannot
 TAKES_TFLITE = ("tflite", "tflm", "openvino")
 WHY_NOT = ("no TensorFlow-free converter turns a TFLite flatbuffer into an ONNX graph or a PyTorch module "
-           "(tf2onnx needs TensorFlow)")
+           "(tf2onnx needs TensorFlow; edgezoo's own bridge rebuilds plain CNN operators only)")
 
 
 @dataclass
@@ -131,9 +132,9 @@ def card_for(meta: TfliteInfo, *, license: str | None, task: str | None, sha256:
     )
 
 
-def refuse_format(fmt: str, label: str) -> None:
+def refuse_format(fmt: str, label: str, why: str = WHY_NOT) -> None:
     if fmt not in TAKES_TFLITE:
-        raise UsageError(f"{label} is a TFLite model, which the {fmt} format cannot be built from: {WHY_NOT}",
+        raise UsageError(f"{label} is a TFLite model, which the {fmt} format cannot be built from: {why}",
                          hint=f"choose --format {' or '.join(TAKES_TFLITE)} (LiteRT, TFLite Micro, OpenVINO's TFLite frontend)")
 
 

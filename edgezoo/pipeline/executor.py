@@ -484,6 +484,17 @@ class Executor:
                 session = registry.runtime("litert").open(ctx.tflite_source, plan.threads)
                 self.shared.torch_ref = (self.task.infer(session.run, x_eval, labels, plan.card.task_options) if self.task.drives_model
                                          else run_batch(session, x_eval))
+            from edgezoo.intake.tflite_file import TAKES_TFLITE
+
+            if self.format.name not in TAKES_TFLITE:  # ONNX, ExecuTorch: the graph rebuilt in PyTorch (checked at plan time)
+                from edgezoo.intake import tflite_torch
+
+                if self.shared.torch_model is None:
+                    self.shared.torch_model = tflite_torch.build(ctx.tflite_source).eval()
+                ctx.torch_model = self.shared.torch_model
+                ctx.lineage.append(Step("tflite-to-torch", "edgezoo.intake.tflite_torch", __version__, {},
+                                        sha256_file(ctx.tflite_source), "in-memory"))
+                ctx.tflite_source = None  # the format converts the module, not the file
         return self.shared.torch_ref
 
     def _load_onnx_file(self, ctx: Context, x_eval: list[np.ndarray], check_only: bool):

@@ -132,23 +132,36 @@ def make_plan(
 
     tflite_src = source_kind == "tflite-file" or card.architecture == "tflite-file"
     tflite_warning = ""
+    bridge_lacks: list[str] = []
+    if tflite_src and source_kind == "tflite-file" and (fmt or target.default_format) not in ("tflite", "tflm", "openvino"):
+        # a format built from PyTorch or ONNX: the graph rebuilt in PyTorch, when the bridge knows every operator
+        from edgezoo.intake import tflite_torch
+
+        bridge_lacks = tflite_torch.unsupported_ops(source_path)
+        if not bridge_lacks:
+            tflite_src = False
+            tflite_warning = (f"{fmt or target.default_format} is built from PyTorch: the .tflite graph is rebuilt as a PyTorch module "
+                              "(edgezoo.intake.tflite_torch) and checked against LiteRT on your samples before conversion")
     if tflite_src:
-        from edgezoo.intake.tflite_file import TAKES_TFLITE, refuse_format
+        from edgezoo.intake.tflite_file import TAKES_TFLITE, WHY_NOT, refuse_format
 
         label = source_spec or card.id
         if fmt is None and target.default_format not in TAKES_TFLITE:
             usable = [f for f in target.formats if f in TAKES_TFLITE]
             if not usable:
-                from edgezoo.intake.tflite_file import WHY_NOT
                 from edgezoo.targets import list_targets
 
                 takers = [t.id for t in list_targets() if any(f in TAKES_TFLITE for f in t.formats)]
-                raise UsageError(f"{label} is a TFLite model and {target.id} deploys only {', '.join(target.formats)}: {WHY_NOT}",
+                lacks = f" (the TFLite -> PyTorch bridge does not rebuild its {', '.join(bridge_lacks)})" if bridge_lacks else ""
+                raise UsageError(f"{label} is a TFLite model and {target.id} deploys only {', '.join(target.formats)}{lacks}: {WHY_NOT}",
                                  hint=f"targets that take TFLite: {', '.join(takers)}")
             fmt = usable[0]
             tflite_warning = (f"{label} is a TFLite model: built as {fmt}, not {target.id}'s default {target.default_format} "
                               "(which cannot be built from TFLite)")
-        refuse_format(fmt or target.default_format, label)
+        why = WHY_NOT
+        if bridge_lacks:
+            why = f"the TFLite -> PyTorch bridge does not rebuild its {', '.join(bridge_lacks)}, and {WHY_NOT.split(' (')[0]}"
+        refuse_format(fmt or target.default_format, label, why)
         if tflite_quantizer == "pt2e":
             raise UsageError(f"{label} is a TFLite model: PT2E quantizes PyTorch modules", hint="use --tflite-quantizer aeq (or auto)")
         tflite_quantizer = "aeq"  # AI Edge Quantizer works on the flatbuffer itself
@@ -219,6 +232,8 @@ def make_plan(
         steps += ["load-tflite"] + (["import-tflite"] if fmt != "openvino" else [])
         steps += [st for st in plugin.steps(precision, spec) if st != "convert-litert"]
         steps += ["evaluate", "benchmark-latency", "bundle"]
+    elif source_kind == "tflite-file":  # bridged: the graph rebuilt in PyTorch
+        steps += ["load-tflite", "tflite-to-torch"] + (plugin.source_steps("zoo") if plugin.built_from == "onnx" else [])
     elif plugin.built_from == "onnx":
         steps += plugin.source_steps(source_kind)
     elif source_kind == "onnx-file":

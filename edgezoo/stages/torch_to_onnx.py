@@ -33,6 +33,8 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
     from edgezoo.zoo import models
 
     torch.manual_seed(SEED)
+    if card.architecture == "tflite-graph":  # a TFLite-only model: its graph is the weights file
+        return _tflite_graph(card, weights_path)
     model = models.build(card.architecture)
     if weights_path is not None:
         stored_as = card.version().weights.format
@@ -58,6 +60,24 @@ def load_model(card, weights_path: Path | None, recalib: np.ndarray | None = Non
         _reestimate_batchnorm(model, recalib)
     model.eval()
     return model
+
+
+def _tflite_graph(card, weights_path: Path | None):
+    """The card's .tflite rebuilt in PyTorch (edgezoo.intake.tflite_torch), its fp16-stored
+    weights made float32 first; there are no random weights for a graph that is its file."""
+    import shutil
+    import tempfile
+
+    from edgezoo.errors import UsageError
+    from edgezoo.intake import tflite_file, tflite_torch
+
+    if weights_path is None:
+        raise UsageError(f"{card.id} is a TFLite graph: its weights are the file itself", hint="drop --weights random")
+    with tempfile.TemporaryDirectory(prefix="edgezoo-tflite-") as tmp:
+        local = Path(tmp) / "model.tflite"
+        shutil.copyfile(weights_path, local)
+        tflite_file.float16_weights_to_float32(local)
+        return tflite_torch.build(local).eval()
 
 
 def _reestimate_batchnorm(model, x: np.ndarray, batch: int = 16) -> None:
