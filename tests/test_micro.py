@@ -209,3 +209,13 @@ def test_check_and_export_give_the_same_memory_figures(nrf):
     checked = json.loads(run_cli("check", "digits-cnn", "--target", "nrf52840", "--json").stdout)["memory"]
     for key in ("model_bytes", "arena_measured_bytes", "flash_needed_bytes", "ram_needed_bytes"):
         assert checked[key] == exported[key], key
+
+
+def test_float_operators_are_known_before_converting(tmp_path):
+    """mobilenet_v3_small's hard-swish and hard-sigmoid are left in float by PT2E: refused
+    (exit 4, a compatibility verdict) from the quantizer's annotation of the graph, before
+    the conversion and the int8 build (which took 161 s to reach the same verdict)."""
+    res = run_cli("export", "mobilenet_v3_small", "--target", "nrf52840", "--weights", "random", "--out", str(tmp_path / "o"), ok=None)
+    assert res.exit_code == 4, res.output
+    assert "float operators (hardsigmoid x9, hardswish x19" in res.output
+    assert "convert tflm fp32" not in res.output and not (tmp_path / "o").exists()

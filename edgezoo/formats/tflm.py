@@ -32,6 +32,23 @@ class TflmFormat(TfliteFormat):
     def summary(self, plan):
         return {}
 
+    def prepare(self, ctx: Context):
+        """Before any conversion: operators PT2E would leave in float make the model unfit for
+        microcontroller int8 kernels; the quantizer's annotation says so in seconds (the
+        built model is checked again after quantization)."""
+        if ctx.torch_model is None or not len(ctx.x_cal[0]):
+            return None
+        from edgezoo.errors import BudgetError
+        from edgezoo.stages import torch_to_litert as tl
+
+        found = tl.pt2e_float_ops(ctx.torch_model, ctx.x_cal)
+        if found:
+            raise BudgetError(
+                f"the int8 model would keep float operators ({', '.join(f'{k} x{v}' for k, v in sorted(found.items()))}: litert-torch's "
+                "PT2E quantizer does not quantize them) that microcontroller int8 kernels cannot run",
+                hint="replace those layers (e.g. hard-swish with ReLU, squeeze-excite's hard-sigmoid) or choose a non-microcontroller target")
+        return None
+
     def fp32(self, ctx):
         art = super().fp32(ctx)
         art.runtime = "litert"  # the reference runs in LiteRT

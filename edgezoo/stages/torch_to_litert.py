@@ -88,6 +88,40 @@ def quantize_pt2e(model, card, out: Path, calib: list[np.ndarray], calib_sha: st
     return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_file(out))
 
 
+# operators litert-torch's PT2E quantizer leaves unannotated that LiteRT then lowers in float
+# (hard-swish as float ADD/MUL, and so on); unannotated shape and pooling operators are fine
+PT2E_FLOAT_OPS = ("hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu", "silu", "mish", "softmax", "log_softmax", "layer_norm",
+                  "group_norm", "exp", "log", "sqrt", "rsqrt", "pow", "div", "erf")
+
+
+def pt2e_float_ops(model, calib: list[np.ndarray]) -> dict[str, int]:
+    """The operators PT2E quantization would leave in float, from the quantizer's own
+    annotation of the exported graph (seconds; no calibration, no conversion): those it does
+    not annotate among PT2E_FLOAT_OPS. Measured on the zoo: mobilenet_v3_small's hard-swish
+    and hard-sigmoid (its TFLite keeps 27 float ADD/MUL); none for the models that convert to
+    full int8 (their unannotated pads, pools, reshapes lower in int8)."""
+    torch = require("torch", extra="torch", purpose="PT2E quantization")
+    with _quiet():
+        from litert_torch.quantize import pt2e_quantizer
+        from torchao.quantization.pt2e import quantize_pt2e
+
+        try:
+            graph = _export_for_pt2e(torch, model, sample_args(calib, 0))
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+            graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+        except Exception:  # the build itself reports export failures with its own message
+            return {}
+    found: dict[str, int] = {}
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or "quantization_annotation" in node.meta:
+            continue
+        name = str(node.target)
+        op = name.split(".")[1] if name.startswith("aten.") else name
+        if op.rstrip("_") in PT2E_FLOAT_OPS:
+            found[op.rstrip("_")] = found.get(op.rstrip("_"), 0) + 1
+    return found
+
+
 def _export_for_pt2e(torch, model, args):
     """Strict export keeps the source-function metadata (``operator.add`` of a residual
     connection) that PT2EQuantizer's annotators match on; the non-strict default drops it,
