@@ -80,6 +80,7 @@ def test_blazeface_a_tflite_only_model_imported_and_decoded_by_the_runner(blazef
     assert res.returncode == 0 and "no face found" in res.stdout
 
 
+@pytest.mark.slow
 @needs_pulled("face-blazeface")
 def test_blazeface_int8_through_nncf_and_the_litert_quantizer_refusal(tmp_path):
     from .conftest import run_cli

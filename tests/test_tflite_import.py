@@ -73,7 +73,8 @@ def test_float_tflite_exports_and_its_runner_runs(float_tflite, tmp_path, target
     assert "ok:" in run_cli("verify", str(bundle)).output
 
 
-@pytest.mark.parametrize("args,fmt", [(("--target", "generic-cpu"), "onnx"), (("--target", "raspberrypi", "--format", "pte"), "pte")])
+@pytest.mark.parametrize("args,fmt", [(("--target", "generic-cpu"), "onnx"),
+                                      pytest.param(("--target", "raspberrypi", "--format", "pte"), "pte", marks=pytest.mark.slow)])
 def test_formats_built_from_pytorch_take_the_tflite_through_the_bridge(float_tflite, tmp_path, args, fmt):
     """ONNX and ExecuTorch are built from PyTorch: the graph is rebuilt as a module
     (edgezoo.intake.tflite_torch) and must match LiteRT running the file before conversion."""
