@@ -40,7 +40,8 @@ class SshAddress:
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def __str__(self) -> str:
-        return f"ssh://{self.destination}" + (f":{self.port}" if self.port else "")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ssh://{self.user + '@' if self.user else ''}{host}" + (f":{self.port}" if self.port else "")
 
 
 def parse_device(url: str) -> SshAddress:
@@ -54,7 +55,8 @@ def parse_device(url: str) -> SshAddress:
             port = parts.port
         except ValueError:
             raise UsageError(f"device {url!r} has an invalid port", hint="e.g. ssh://pi@raspberrypi.local:2222") from None
-        if not parts.hostname or parts.path not in ("", "/"):
+        if not parts.hostname or parts.path not in ("", "/") or not re.fullmatch(r"[A-Za-z0-9._:%-]+", parts.hostname) \
+                or (parts.username and not re.fullmatch(r"[A-Za-z0-9._-]+", parts.username)):
             raise UsageError(f"device {url!r} is not ssh://[user@]host[:port]", hint="e.g. --device ssh://pi@raspberrypi.local")
         return SshAddress(parts.hostname, parts.username, port)
     if not re.fullmatch(r"([A-Za-z0-9._-]+@)?[A-Za-z0-9._:-]+", text):
