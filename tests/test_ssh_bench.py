@@ -150,3 +150,9 @@ def test_gate_reads_device_latency(sshd, digits_tflite_int8, tmp_path):
     assert json.loads(res.stdout)["passed"]
     res = run_cli("gate", str(bundle), "-b", str(base), "--json")  # host figures against a device baseline: said so
     assert any("measured elsewhere" in w for w in json.loads(res.stdout)["warnings"])
+
+
+@pytest.mark.parametrize("address", ["http://pi@host", "ssh://a b", "ssh://pi@host/path", "ssh://host:notaport"])
+def test_malformed_device_addresses_are_usage_errors(digits_tflite_int8, address):
+    res = run_cli("bench", str(digits_tflite_int8[0]), "--device", address, ok=None)
+    assert res.exit_code == 2 and "ssh://" in res.output and "Traceback" not in res.output
