@@ -201,6 +201,7 @@ def test_missing_tflm_kernel_is_named():
     tflite_micro._missing_ops("Failed to resize buffer. Requested: 6144, available 5320")  # plain too-small arena: no error
 
 
+@pytest.mark.slow
 def test_check_and_export_give_the_same_memory_figures(nrf):
     """`check` builds with the card's own weights when they are at hand, so its flash and RAM
     figures are the export's to the byte (random weights gave a different model file)."""
@@ -211,6 +212,7 @@ def test_check_and_export_give_the_same_memory_figures(nrf):
         assert checked[key] == exported[key], key
 
 
+@pytest.mark.slow
 def test_float_operators_are_known_before_converting(tmp_path):
     """mobilenet_v3_small's hard-swish and hard-sigmoid are left in float by PT2E: refused
     (exit 4, a compatibility verdict) from the quantizer's annotation of the graph, before
