@@ -94,7 +94,7 @@ def collect(paths: list[Path]) -> tuple[list[Row], list[str]]:
     for folder in folders:
         try:
             report = _strict.load(Report, json.loads((folder / "report.json").read_text(encoding="utf-8")), source=f"{folder.name}/report.json")
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            json.loads((folder / "manifest.json").read_text(encoding="utf-8"))  # a bundle has a readable manifest
         except (ValueError, OSError, UsageError) as exc:
             notes.append(f"{folder.name}: skipped ({str(exc).splitlines()[0]})")
             continue
