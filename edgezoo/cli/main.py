@@ -648,7 +648,7 @@ def check_cmd(model, target, fmt, precision, input_shape, weights, as_json):
         from edgezoo.zoo.sources import available_offline
 
         card = api.get_card(model)
-        weights = None if card.architecture == "tflite-file" or available_offline(card.version()) else "random"
+        weights = None if card.architecture in ("tflite-file", "tflite-graph") or available_offline(card.version()) else "random"
     with tempfile.TemporaryDirectory() as nowhere:  # a plan needs an output folder; check writes none
         plan = api.plan_export(model, target, precision=precision, fmt=fmt, input_shape=parse_input_shapes(input_shape),
                                weights=weights, out_dir=Path(nowhere) / "out", for_check=True)
