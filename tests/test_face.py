@@ -14,6 +14,26 @@ from .conftest import _export_once, needs_pulled
 pytestmark = needs_pulled("face-mtcnn-onet")
 
 
+def _the_astronauts_face(bundle, tmp_path) -> dict:
+    """The bundle's runner on scikit-image's astronaut (one face, top centre) and coffee cup
+    (none); returns the face it found."""
+    from PIL import Image
+    import skimage.data
+
+    astro, cup = tmp_path / "astronaut.png", tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.astronaut()).save(astro)
+    Image.fromarray(skimage.data.coffee()).save(cup)
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(astro), "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    faces = json.loads(res.stdout)["faces"]
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 140 < (x1 + x2) / 2 < 310 and 20 < (y1 + y2) / 2 < 200  # the head, top centre of the photograph
+    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(cup)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "no face found" in res.stdout
+    return faces[0]
+
+
 @pytest.fixture(scope="module")
 def face_pi(tmp_path_factory):
     return _export_once(tmp_path_factory, "face-mtcnn-onet", "--target", "raspberrypi")
@@ -28,21 +48,9 @@ def test_detection_metrics_in_the_target_runtime(face_pi):
 
 def test_runner_finds_the_astronauts_face(face_pi, tmp_path):
     from PIL import Image
-    import skimage.data
 
     bundle = face_pi[0]
-    astro, cup = tmp_path / "astronaut.png", tmp_path / "coffee.png"
-    Image.fromarray(skimage.data.astronaut()).save(astro)
-    Image.fromarray(skimage.data.coffee()).save(cup)
-    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(astro), "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    faces = json.loads(res.stdout)["faces"]
-    assert len(faces) == 1
-    x1, y1, x2, y2 = faces[0]["box"]
-    assert 140 < (x1 + x2) / 2 < 310 and 20 < (y1 + y2) / 2 < 200  # the head, top centre of the photograph
-    assert len(faces[0]["landmarks"]) == 5
-    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(cup)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "no face found" in res.stdout
+    assert len(_the_astronauts_face(bundle, tmp_path)["landmarks"]) == 5
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (10, 10)).save(tiny)
     res = subprocess.run([sys.executable, str(bundle / "run.py"), str(tiny)], capture_output=True, text=True, timeout=120)
@@ -56,9 +64,6 @@ def blazeface(tmp_path_factory):
 
 @needs_pulled("face-blazeface")
 def test_blazeface_a_tflite_only_model_imported_and_decoded_by_the_runner(blazeface, tmp_path):
-    from PIL import Image
-    import skimage.data
-
     bundle = blazeface[0]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["precision"] == "fp32" and manifest["task_options"]["anchors"] == 896
@@ -67,17 +72,7 @@ def test_blazeface_a_tflite_only_model_imported_and_decoded_by_the_runner(blazef
     assert report["export_check"]["agreement"] == 100.0 and report["export_check"]["max_abs_diff"] < 1e-2
     m = report["variants"]["fp32"]["quality"]["metrics"]
     assert m["f1"] >= 85 and m["recall"] >= 85, m
-    astro, cup = tmp_path / "astronaut.png", tmp_path / "coffee.png"
-    Image.fromarray(skimage.data.astronaut()).save(astro)
-    Image.fromarray(skimage.data.coffee()).save(cup)
-    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(astro), "--json"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    faces = json.loads(res.stdout)["faces"]
-    assert len(faces) == 1 and len(faces[0]["landmarks"]) == 6
-    x1, y1, x2, y2 = faces[0]["box"]
-    assert 140 < (x1 + x2) / 2 < 310 and 20 < (y1 + y2) / 2 < 200
-    res = subprocess.run([sys.executable, str(bundle / "run.py"), str(cup)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "no face found" in res.stdout
+    assert len(_the_astronauts_face(bundle, tmp_path)["landmarks"]) == 6
 
 
 @pytest.mark.slow

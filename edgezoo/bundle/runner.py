@@ -309,6 +309,23 @@ def synthetic_inputs(specs: list) -> list:
     return feeds
 
 
+def open_session(manifest: dict, threads: int):
+    rt = manifest["runtime"]
+    return Session(HERE / manifest["model_file"], threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
+
+
+def failed(exc: Exception) -> int:
+    """One line on stderr and run.py's exit code: 2 bad input, 3 runtime missing or failed."""
+    if isinstance(exc, InputError):
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, RuntimeMissing):
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    print(f"error: the runtime failed: {exc}", file=sys.stderr)
+    return 3
+
+
 def main(argv=None) -> int:
     manifest = json.loads((HERE / "manifest.json").read_text())
     parser = argparse.ArgumentParser(description=f"Run {manifest['model']['id']} ({manifest['precision']}) on one input.")
@@ -337,21 +354,12 @@ def main(argv=None) -> int:
         if not all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"):
             raise InputError("input contains NaN or infinite values")
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failed(exc)
     try:
-        rt = manifest["runtime"]
-        session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
+        session = open_session(manifest, args.threads)
         outputs = task_infers(session, feeds, manifest) if task_infers else session.run(feeds)
-    except InputError as exc:  # raised by a task part that drives the session (a tokenizer missing, say)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except Exception as exc:  # the runtime's own failure, whatever its type
-        print(f"error: the runtime failed: {exc}", file=sys.stderr)
-        return 3
+    except Exception as exc:  # a task part's InputError (a tokenizer missing, say), or the runtime's own failure
+        return failed(exc)
     result = present(outputs, manifest, args)  # noqa: F821 (the task part)
     if args.json:
         print(json.dumps({"model": manifest["model"]["id"], "precision": manifest["precision"], **result}))
@@ -364,8 +372,7 @@ def run_benchmark(manifest: dict, args) -> int:
     try:
         feeds = synthetic_inputs(manifest["inputs"]) if args.input is None else load_inputs(args.input, manifest["preprocess"], manifest["inputs"])
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failed(exc)
     if min(args.runs, args.rounds) < 1 or args.warmup < 0:
         print("error: --runs and --rounds must be at least 1, --warmup at least 0", file=sys.stderr)
         return 2
@@ -374,15 +381,11 @@ def run_benchmark(manifest: dict, args) -> int:
         import time
 
         t0 = time.perf_counter()
-        session = Session(HERE / manifest["model_file"], args.threads, rt.get("config", {}))  # noqa: F821 (the runtime part)
+        session = open_session(manifest, args.threads)
         load_ms = (time.perf_counter() - t0) * 1000.0
         result = benchmark(session, feeds, args.warmup, args.runs, args.rounds)
-    except RuntimeMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except Exception as exc:  # the runtime's own failure, whatever its type
-        print(f"error: the runtime failed: {exc}", file=sys.stderr)
-        return 3
+    except Exception as exc:  # the runtime missing or failing, whatever its type
+        return failed(exc)
     out = {"model": manifest["model"]["id"], "bundle": manifest["bundle"], "precision": manifest["precision"],
            "format": rt["format"], "threads": args.threads, "load_ms": load_ms, **result,
            "inputs": "synthetic" if args.input is None else str(args.input), "device": device_identity(rt["name"])}
