@@ -164,10 +164,17 @@ def plan_export(
     tflite_quantizer: str = "auto",
     for_check: bool = False,
     license_policy: str | None = None,
+    prune: str | None = None,
+    finetune_epochs: int = 0,
+    keep_float: str | tuple[str, ...] = (),
+    max_accuracy_drop: float | None = None,
+    min_sqnr_db: float | None = None,
 ):
     """Check everything that can be checked before work starts and return the Plan.
     ``input_shape``: a shape tuple (the only input) or {input name: shape}.
-    ``license_policy``: "permissive", "no-copyleft" or "any" (default: $EDGEZOO_LICENSE_POLICY, else "any")."""
+    ``license_policy``: "permissive", "no-copyleft" or "any" (default: $EDGEZOO_LICENSE_POLICY, else "any").
+    ``prune``: "structured:0.5", "unstructured:0.7", "structured:0.5,layer=0.25" (see edgezoo.stages.prune).
+    ``keep_float``: "auto" or ONNX node names to leave in float in the int8 build."""
     import os
 
     from edgezoo.zoo.licenses import POLICIES, check_policy
@@ -235,7 +242,33 @@ def plan_export(
         tflite_quantizer=tflite_quantizer,
         for_check=for_check,
         target_sha256=target_sha256,
+        prune=_parse_prune(prune),
+        finetune_epochs=finetune_epochs,
+        keep_float=_parse_keep_float(keep_float),
+        max_accuracy_drop=max_accuracy_drop,
+        min_sqnr_db=min_sqnr_db,
     )
+
+
+def _parse_prune(text):
+    if not text:
+        return None
+    from edgezoo.stages.prune import PruneSpec, parse_prune
+
+    return text if isinstance(text, PruneSpec) else parse_prune(text)
+
+
+def _parse_keep_float(value):
+    if not value:
+        return ()
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        value = [v for v in value.split(",")]
+    names = tuple(v.strip() for v in value if v.strip())
+    if "auto" in names:
+        return "auto"
+    return names
 
 
 def inspect_model(model: str, *, input_shapes=None, targets: list[str] | None = None) -> dict:
@@ -329,6 +362,14 @@ def export(plan, progress=None):
     return Executor(plan, progress=progress).run(until="bundle")
 
 
+def sensitivity(plan, progress=None):
+    """Per-layer int8 sensitivity of the plan's model in its format's runtime (worst first in
+    ``.sensitivity``), and with ``plan.keep_float_auto`` the layers to keep in float."""
+    from edgezoo.pipeline.executor import Executor
+
+    return Executor(plan, progress=progress).run(until="sensitivity")
+
+
 def list_plugins(kind: str):
     """Registered formats, runtimes, tasks or accelerators: (entry, loaded object or the error)."""
     from edgezoo import registry
@@ -361,6 +402,7 @@ def keygen(out_dir: Path, name: str = "edgezoo", *, force: bool = False):
 
 def sign(bundle: Path, key: Path) -> str:
     """Sign a bundle folder or .tar.gz in place with an Ed25519 key; returns the key id."""
+    from edgezoo.errors import UsageError
     from edgezoo.signing import sign as _sign
 
     if not Path(bundle).exists():

@@ -51,6 +51,9 @@ def build_manifest(result, model_path: Path, files: dict[str, str]) -> Manifest:
         made_by = next((s.tool for s in result.lineage if s.stage == "quantize-static-int8"), None)
         if made_by:  # the tool that actually quantized (LiteRT's auto choice is made at build time)
             quantization["tool"] = made_by
+        if result.keep_float:
+            quantization["keep_float"] = list(result.keep_float)
+            quantization["keep_float_reason"] = result.keep_float_reason
         calibration = dict(result.calibration or {}, method=plan.calibration_method)
     preprocess = dump(card.preprocess)
     if preprocess["raw_range"][0] == float("-inf"):
@@ -160,11 +163,25 @@ def build_report(result) -> Report:
         warnings=tuple(result.warnings),
         stage_seconds={k: round(v, 3) for k, v in result.stage_seconds.items()},
         stage_profile={k: StageProfile(**{f: round(x, 3) for f, x in v.items()}) for k, v in result.stage_profile.items()},
+        pruning=_pruning(result.pruning),
+        keep_float=tuple(result.keep_float),
+        keep_float_reason=result.keep_float_reason,
         host=HostInfo(
             machine=platform.machine(), processor=_cpu_name(), cpus=os.cpu_count() or 1, python=platform.python_version(),
             note="latency is measured on this host with the target's thread count: a proxy for the device, not a device measurement",
         ),
     )
+
+
+def _pruning(rec: dict | None):
+    if rec is None:
+        return None
+    from edgezoo.schemas.report import PruneCompare, Pruning
+
+    finetune = rec.get("finetune")
+    return Pruning(method=rec["method"], ratio=rec["ratio"], layers=dict(rec["layers"]), weight_sparsity=rec["weight_sparsity"],
+                   compare=tuple(PruneCompare(**c) for c in rec.get("compare", [])), survived=bool(rec.get("survived", True)),
+                   verdict=rec.get("verdict", "fine-tuned only: nothing pruned"), finetune=finetune)
 
 
 def _eval_data_label(plan) -> str:

@@ -331,12 +331,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
 @click.option("--tflite-quantizer", type=click.Choice(["auto", "pt2e", "aeq"]), default="auto", show_default=True,
               help="LiteRT static int8: litert-torch PT2E, AI Edge Quantizer, or auto (build both, keep the one closer to fp32 on calibration data).")
+@click.option("--prune", metavar="METHOD:RATIO", help="Prune the PyTorch model first: structured:0.5 (channels removed), "
+              "unstructured:0.7 (weights zeroed), or per layer, structured:0.5,layer1.0.conv1=0.25.")
+@click.option("--finetune-epochs", type=click.IntRange(0), default=0, help="Fine-tune on the card's training split first "
+              "(after pruning), best epoch on a hold-out kept.")
+@click.option("--keep-float", metavar="auto|LAYER,...", help="int8 (onnx, openvino): leave these layers (fp32 ONNX node names) in "
+              "float, or 'auto': the fewest most sensitive ones that meet --max-accuracy-drop / --min-sqnr.")
+@click.option("--max-accuracy-drop", type=float, help="Goal of --keep-float auto, in points (default: the profile's budget; "
+              "without labels: agreement with fp32).")
+@click.option("--min-sqnr", "min_sqnr", type=float, help="Goal of --keep-float auto: output SQNR against fp32 in dB "
+              "(default 12 when no accuracy goal applies).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
 def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, eval_data, task, card_path, license_,
-               license_policy, calibration_method, calibration_samples, threads, tflite_quantizer, force, allow_over_budget, dry_run, as_json):
+               license_policy, calibration_method, calibration_samples, threads, tflite_quantizer, prune, finetune_epochs, keep_float,
+               max_accuracy_drop, min_sqnr, force, allow_over_budget, dry_run, as_json):
     """Export MODEL for a target, benchmark it on the target's runtime, and write a
     verifiable bundle (folder + .tar.gz). MODEL is a zoo id, an .onnx file (any exporter),
     a .pt2 ExportedProgram, or module.py:factory (your code returns an nn.Module).
@@ -359,6 +370,9 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
       edgezoo export digits-cnn --target generic-cpu --dry-run --json
       edgezoo export digits-cnn --target raspberrypi --license-policy no-copyleft
       edgezoo export mobilenet_v2@imagenet1k-v1 --target intel-cpu
+      edgezoo export resnet18 --target raspberrypi --weights random --prune structured:0.5
+      edgezoo export digits-cnn --target generic-cpu --prune structured:0.5 --finetune-epochs 5
+      edgezoo export mobilenet_v3_small --target intel-cpu --weights random --keep-float auto
     """
     from edgezoo import api
     from edgezoo.intake import parse_input_shapes
@@ -368,7 +382,8 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
         input_shape=parse_input_shapes(input_shape), calib_data=calib_data, eval_data=eval_data, task=task,
         card_path=card_path, license=license_, license_policy=license_policy,
         out_dir=out_dir, calibration_method=calibration_method, calibration_samples=calibration_samples,
-        threads=threads, force=force, allow_over_budget=allow_over_budget,
+        threads=threads, force=force, allow_over_budget=allow_over_budget, prune=prune, finetune_epochs=finetune_epochs,
+        keep_float=keep_float or (), max_accuracy_drop=max_accuracy_drop, min_sqnr_db=min_sqnr,
     )
     err = _console(stderr=True)
     if dry_run:
@@ -481,6 +496,22 @@ def _print_report(report) -> None:
     con.print(t)
     if report.speedup_vs_fp32 and report.precision != "fp32":
         con.print(f"{report.precision} vs fp32: {report.speedup_vs_fp32:.2f}x speed, {report.size_ratio_vs_fp32:.2f}x size")
+    if report.pruning is not None and report.pruning.compare:
+        pt = Table(title=f"pruning {report.pruning.method}:{report.pruning.ratio:g}: the same export of the unpruned model beside it")
+        for col in ("measure", "unpruned", "pruned", "ratio"):
+            pt.add_column(col, justify="left" if col == "measure" else "right")
+        for c in report.pruning.compare:
+            fmt_ = (lambda x: f"{x:.3f}") if c.measure == "p50 ms" or "top" in c.measure or "acc" in c.measure else (lambda x: f"{x:,.0f}")
+            pt.add_row(c.measure, fmt_(c.unpruned), fmt_(c.pruned), "-" if c.ratio is None else f"{c.ratio:.2f}x")
+        con.print(pt)
+    if report.pruning is not None and report.pruning.finetune:
+        ft = report.pruning.finetune
+        con.print(f"fine-tuned {ft['epochs_run']}/{ft['epochs']} epochs on {ft['dataset']}:{ft['split']} ({ft['samples']} samples); "
+                  f"best hold-out accuracy {ft['best_val_accuracy']}")
+    if report.keep_float:
+        con.print(f"kept in float ({len(report.keep_float)}): {', '.join(report.keep_float)}")
+    if report.keep_float_reason:
+        con.print(f"  {report.keep_float_reason}")
     for v in report.verdicts:
         con.print(f"- {v}")
 
@@ -692,6 +723,108 @@ def check_cmd(model, target, fmt, precision, input_shape, weights, as_json):
                     con.print(f"  large: {e.name.split('/')[-1][:60]} {list(e.shape)} {e.bytes / 1024:.0f} KB")
     if not res.ok:
         sys.exit(4)
+
+
+@cli.command("sensitivity", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile id or a .toml path.")
+@click.option("--format", "-f", "fmt", metavar="FORMAT", help="onnx or openvino (default: the profile's, if it is one of them).")
+@click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random'.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
+@click.option("--calibration-samples", type=click.IntRange(16), help="Default: the profile's.")
+@click.option("--keep-float-auto", is_flag=True, help="Also choose the layers to keep in float (as export --keep-float auto).")
+@click.option("--max-accuracy-drop", type=float, help="Goal of --keep-float-auto in points (default: the profile's budget).")
+@click.option("--min-sqnr", "min_sqnr", type=float, help="Goal of --keep-float-auto: output SQNR in dB (default 12 without an accuracy goal).")
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Rows shown in the table (--json has all).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a bar chart of every layer's SQNR (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")
+def sensitivity_cmd(model, target, fmt, weights, calibration_method, calibration_samples, keep_float_auto, max_accuracy_drop, min_sqnr,
+                    top, plot_path, as_json):
+    """Per-layer int8 sensitivity of MODEL in the target's runtime: each weighted layer
+    quantized alone (the others in float), run on held-out samples, compared with fp32.
+    Worst layers first; they are the ones to keep in float (export --keep-float).
+
+    \b
+    Examples:
+      edgezoo sensitivity mobilenet_v2 --target generic-cpu --weights random
+      edgezoo sensitivity digits-cnn --target intel-cpu --plot sens.png
+      edgezoo sensitivity mobilenet_v3_small --target intel-cpu --weights random --keep-float-auto --json
+    """
+    from edgezoo import api
+
+    plan = api.plan_export(model, target, precision="int8", fmt=fmt, weights=weights, calibration_method=calibration_method,
+                           calibration_samples=calibration_samples, for_check=True, keep_float="auto" if keep_float_auto else (),
+                           max_accuracy_drop=max_accuracy_drop, min_sqnr_db=min_sqnr)
+    if plan.format not in ("onnx", "openvino"):
+        from edgezoo.errors import UsageError
+
+        raise UsageError(f"per-layer sensitivity is measured with onnxruntime and OpenVINO (NNCF); {target}'s default format is {plan.format}",
+                         hint="pass --format onnx or --format openvino")
+    err = _console(stderr=True)
+    with _StdoutToStderr():
+        def note(stage):
+            if not as_json:
+                err.print(f"{stage}...", highlight=False)
+
+        out = api.sensitivity(plan, progress=note)
+    rows = [r.as_dict() for r in out.sensitivity]
+    fp32_q = out.variants["fp32"].quality
+    doc = {"model": plan.model_id, "target": plan.target_id, "format": plan.format, "runtime": plan.runtime,
+           "weights": plan.weights, "samples": out.probe_samples,
+           "method": "each weighted layer quantized alone in the target runtime's int8 scheme; SQNR and agreement against the fp32 export",
+           "fp32": {"metric": fp32_q.gate_metric, "value": fp32_q.gate_value} if fp32_q is not None else None,
+           "layers": rows}
+    if keep_float_auto:
+        doc["keep_float"] = {"layers": list(out.keep_float), "reason": out.keep_float_reason, "trials": out.keep_float_trials}
+    if plot_path is not None:
+        _sensitivity_plot(rows, plot_path, f"{plan.model_id} on {plan.target_id} ({plan.runtime} int8): each layer quantized alone")
+        doc["plot"] = str(plot_path)
+    if as_json:
+        _emit_json(doc)
+        return
+    from rich.table import Table
+
+    labelled = any(r["metric_drop"] is not None for r in rows) and plan.weights != "random"
+    t = Table(title=f"{plan.model_id} on {plan.target_id}: {plan.runtime} int8, one layer at a time (worst first)")
+    for col in ("#", "layer", "op", "SQNR dB", "agree %") + (("drop",) if labelled else ()):
+        t.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for i, r in enumerate(rows[:top], 1):
+        t.add_row(str(i), r["layer"], r["op"], "exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}", f"{r['agreement']:.1f}",
+                  *((f"{r['metric_drop']:+.2f}",) if labelled else ()))
+    con = _console()
+    con.print(t)
+    if len(rows) > top:
+        con.print(f"({len(rows) - top} more layers: --top {len(rows)} or --json)")
+    if keep_float_auto:
+        con.print(f"keep in float: {', '.join(out.keep_float) or 'nothing'}\n  {out.keep_float_reason}")
+        con.print(f"  use: edgezoo export {plan.model_id} --target {plan.target_id} --format {plan.format} --precision int8 --keep-float auto")
+    if plot_path is not None:
+        con.print(f"plot: {plot_path}")
+
+
+def _sensitivity_plot(rows: list[dict], path: Path, title: str) -> None:
+    from edgezoo.errors import require
+
+    require("matplotlib", extra="report", purpose="plots")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vals = [60.0 if r["sqnr_db"] is None else min(r["sqnr_db"], 60.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.22 * len(rows) + 1)))
+    y = range(len(rows))
+    ax.barh(list(y), vals, color=["#c0392b" if v < 20 else "#2e86c1" for v in vals])
+    ax.set_yticks(list(y), [r["layer"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("output SQNR vs fp32 with only this layer quantized (dB, higher is better; capped at 60)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 @cli.command("inspect", epilog=EXIT_CODES)

@@ -46,6 +46,8 @@ class Context:
     tflite_source: Path | None = None  # a float .tflite the user (or a zoo card) brought: no PyTorch module, no ONNX
     weights_sha: str = ""
     check_only: bool = False  # `edgezoo check`: build only what the operator and memory reports need
+    keep_float: tuple[str, ...] = ()  # fp32 ONNX node names the int8 build leaves in float
+    quantize_only: tuple[str, ...] = ()  # sensitivity probes: quantize these weighted layers, keep the others in float
 
     @property
     def spec(self):

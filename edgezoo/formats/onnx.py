@@ -104,7 +104,8 @@ class OnnxFormat(OnnxSourced):
         if precision == "int8":
             q = ctx.plan.quantization
             cfg = qo.StaticConfig(q.activation_type, q.weight_type, q.format, q.per_channel, q.reduce_range,
-                                  ctx.plan.calibration_method, ctx.calib_sha, int(len(ctx.x_cal[0])))
+                                  ctx.plan.calibration_method, ctx.calib_sha, int(len(ctx.x_cal[0])),
+                                  nodes_to_exclude=tuple(ctx.keep_float), nodes_to_quantize=tuple(ctx.quantize_only))
             ctx.lineage.append(qo.quantize_static(fp32.path, out, ctx.x_cal, cfg))
         elif precision == "dynamic-int8":
             ctx.lineage.append(qo.quantize_dynamic(fp32.path, out))

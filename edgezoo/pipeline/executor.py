@@ -31,6 +31,16 @@ from edgezoo.pipeline import compat
 from edgezoo.pipeline.plan import Plan, check_writable
 from edgezoo.schemas.report import Latency, MicroReport, OpSupport, Quality
 from edgezoo.stages import Step
+from edgezoo.pipeline.sensitivity import choose_keep_float
+
+
+def require_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
 
 Progress = Callable[[str], None]
 CHECK_CALIBRATION_SAMPLES = 16  # `check`: sizes and operators do not depend on calibration
@@ -70,6 +80,12 @@ class Outcome:
     eval_note: str = ""  # what the variants were evaluated on
     report: object = None  # the Report record, once the bundle is written
     stage_profile: dict[str, dict[str, float]] = field(default_factory=dict)  # CPU seconds and peak memory per stage
+    pruning: dict | None = None  # what pruning / fine-tuning did and the unpruned export beside the pruned one
+    keep_float: tuple[str, ...] = ()  # layers the int8 variant leaves in float
+    keep_float_reason: str = ""
+    keep_float_trials: list = field(default_factory=list)
+    sensitivity: list | None = None  # per-layer rows, worst first (`edgezoo sensitivity`, --keep-float auto)
+    probe_samples: int = 0  # held-out samples the sensitivity probes ran on
 
     @property
     def bundle_dir(self) -> Path:
@@ -316,6 +332,9 @@ class Executor:
         out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note,
                       stage_profile=self.profile)
         torch_ref = self._load_source(ctx, x_eval, check_only, labels)
+        unpruned = None
+        if (plan.prune is not None or plan.finetune_epochs) and not check_only:
+            unpruned, torch_ref = self._compress_source(ctx, out, x_eval, labels, torch_ref)
         out.source_note = (f"{plan.source_path.name} as given" if plan.source != "zoo"
                            else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")
 
@@ -335,10 +354,22 @@ class Executor:
                 if not self._operators_ok(out, check_only):
                     return out
 
+        if until == "sensitivity":
+            with self.stage("sensitivity"):
+                probe, fp32_q, _ = self._prober(ctx, fp32, x_eval, labels)
+                out.sensitivity = layer_rows = self._sensitivity(ctx, probe, fp32_q)
+                out.probe_samples = self.probe_samples
+                out.variants["fp32"].quality = fp32_q
+                if plan.keep_float_auto:
+                    choice = choose_keep_float(layer_rows, probe, fp32_q, self._goal(labels, fp32_q), self.progress)
+                    out.keep_float, out.keep_float_reason, out.keep_float_trials = choice.layers, choice.reason, choice.trials
+            return out
         wanted = [p for p in (precisions or [plan.precision]) if p != "fp32"]
         if check_only:
             wanted = [plan.precision] if plan.precision != "fp32" and (fmt.check_builds_variant or place_on_variant) else []
         for precision in wanted:
+            if precision == "int8" and (plan.keep_float or plan.keep_float_auto):
+                self._keep_float(ctx, out, fp32, x_eval, labels)
             t0 = time.perf_counter()
             try:
                 with self.stage(f"build {precision}"):
@@ -367,7 +398,16 @@ class Executor:
                 v.artifact.runtime = v.artifact.runtime or fmt.runtime
         self._evaluate(out, x_eval, labels, torch_ref, data.reference)
         self._measure_latency(out, latency_threads or [plan.threads])
+        if plan.prune is not None and unpruned is not None:
+            with self.stage("verify pruning"):
+                self._verify_pruning(ctx, out, unpruned, x_eval, labels)
         out.verdicts, warnings = judge(plan, out.variants)
+        if out.pruning and out.pruning.get("verdict"):
+            out.verdicts.append(out.pruning["verdict"])
+            if not out.pruning["survived"]:
+                warnings.append(out.pruning["verdict"])
+        if plan.keep_float_auto and out.keep_float_reason:
+            out.verdicts.append(f"--keep-float auto: {out.keep_float_reason}")
         out.warnings = list(plan.warnings) + shortfall + self.format.operator_warnings(out.operators) + warnings
         if out.micro is not None:
             from edgezoo.pipeline.micro import verdict_line
@@ -536,6 +576,208 @@ class Executor:
                 ctx.lineage.append(step)
                 ctx.weights_sha = step.input_sha256
         return ref
+
+    # -- compression: pruning, fine-tuning, layers kept in float ------------------------------
+
+    def _compress_source(self, ctx: Context, out: Outcome, x_eval, labels, torch_ref):
+        """Prune and/or fine-tune the PyTorch source; the pruned model becomes the source every
+        format is built from (and the reference its fp32 export must match). Returns the
+        unpruned model (for the side-by-side export) and the new reference outputs."""
+        from edgezoo import __version__
+        from edgezoo.stages import prune as pr
+
+        plan = self.plan
+        base = ctx.torch_model
+        if base is None:
+            raise UsageError(f"{plan.model_id} has no PyTorch module to prune or fine-tune")
+        example = [a[:1] for a in (ctx.x_cal if len(ctx.x_cal[0]) else x_eval)]
+        record = {"method": "", "ratio": 0.0, "layers": {}, "weight_sparsity": 0.0}
+        model = base
+        if plan.prune is not None:
+            with self.stage("prune"):
+                model, rec = pr.prune(base, example, plan.prune)
+                record.update(rec)
+                tool = require_version("torch-pruning") if plan.prune.method == "structured" else f"torch {require_version('torch')}"
+                ctx.lineage.append(Step("prune", "torch_pruning.pruner.MetaPruner" if plan.prune.method == "structured" else "torch.nn.utils.prune",
+                                        tool, {k: v for k, v in rec.items() if k not in ("params_before", "params_after", "macs_before", "macs_after")},
+                                        ctx.weights_sha, "in-memory"))
+        if plan.finetune_epochs:
+            import copy
+
+            from edgezoo.zoo import datasets
+
+            with self.stage("fine-tune"):
+                if model is base:
+                    model = copy.deepcopy(base)
+                card = plan.card
+                split = datasets.load_split(card.evaluation.dataset, card.evaluation.train_split)
+                x_all = [datasets.preprocess_split(split, card), *split.extra]
+                n_val = max(1, len(split) // 8)  # the training split's own hold-out decides early stopping
+                order = np.random.default_rng(0).permutation(len(split))
+                val, tr = order[:n_val], order[n_val:]
+                ft = pr.finetune(model, [a[tr] for a in x_all], split.labels[tr], plan.finetune_epochs,
+                                 x_val=[a[val] for a in x_all], y_val=split.labels[val], progress=self.progress)
+                ft.update(dataset=card.evaluation.dataset, split=card.evaluation.train_split, split_sha256=split.sha256,
+                          validation="1/8 of the training split, seed 0")
+                record["finetune"] = ft
+                ctx.lineage.append(Step("fine-tune", "edgezoo.stages.prune.finetune", __version__,
+                                        {k: v for k, v in ft.items() if k != "history"}, split.sha256, "in-memory"))
+        model.eval()
+        ctx.torch_model = model
+        new_ref = torch_ref
+        if torch_ref is not None and len(x_eval[0]):
+            new_ref = (self.task.infer(torch_runner(model), x_eval, labels, plan.card.task_options) if self.task.drives_model
+                       else torch_outputs(model, x_eval))
+            record["torch_unpruned"] = self.task.compare(torch_ref, torch_ref, labels)
+            record["torch_pruned"] = self.task.compare(torch_ref, new_ref, labels)
+        out.pruning = record
+        return base, new_ref
+
+    def _verify_pruning(self, ctx: Context, out: Outcome, unpruned, x_eval, labels) -> None:
+        """Build the unpruned model exactly as the pruned one (format, precision, layers kept in
+        float), run and time it in the same runtime, and compare."""
+        import dataclasses
+        import gzip
+
+        from edgezoo.bench.latency import measure
+        from edgezoo.runtimes.base import run_batch
+        from edgezoo.stages.prune import onnx_macs
+
+        plan, fmt, rec = self.plan, self.format, out.pruning
+        sub = ctx.work / "unpruned"
+        sub.mkdir()
+        uctx = dataclasses.replace(ctx, work=sub, lineage=[], torch_model=unpruned, onnx_source=None, onnx_fp32=None)
+        fmt.prepare(uctx)
+        uf = fmt.fp32(uctx)
+        art = uf if plan.precision == "fp32" else fmt.variant(uctx, uf, plan.precision)
+        art.runtime = art.runtime or fmt.runtime
+        chosen = out.variants[plan.precision]
+        session = registry.runtime(art.runtime).open(art.path, plan.threads, art.config)
+        outputs = (self.task.infer(session.run, x_eval, labels, plan.card.task_options) if self.task.drives_model
+                   else run_batch(session, x_eval)) if len(x_eval[0]) else None
+        del session
+        uq = self.task.compare(outputs, outputs, labels) if outputs is not None else None
+        lat = measure(art.path, runtime=art.runtime, threads=plan.threads, config=art.config, warmup=10, runs=50, min_seconds=1.0)
+
+        def gz(files) -> int:
+            return sum(len(gzip.compress(f.read_bytes(), 6)) for f in files)
+
+        rows = [("params (PyTorch)", rec["params_before"], rec["params_after"]), ("MACs (PyTorch)", rec["macs_before"], rec["macs_after"])]
+        if art.path.suffix == ".onnx":
+            rows.append(("MACs (exported ONNX)", onnx_macs(art.path), onnx_macs(chosen.artifact.path)))
+        rows += [("file bytes", art.size_bytes, chosen.size_bytes), ("gzip bytes", gz(art.files), gz(chosen.artifact.files))]
+        if lat is not None and chosen.latency is not None:
+            rows.append(("p50 ms", lat.p50_ms, chosen.latency.p50_ms))
+        real = labels is not None and plan.weights != "random"
+        if real and uq is not None and uq.gate_value is not None and chosen.quality is not None and chosen.quality.gate_value is not None:
+            rows.append((f"{uq.gate_metric} (exported)", uq.gate_value, chosen.quality.gate_value))
+        rec["compare"] = [{"measure": m, "unpruned": float(a), "pruned": float(b), "ratio": (float(b) / float(a)) if a else None}
+                          for m, a, b in rows]
+        ratio = {r["measure"]: r["ratio"] for r in rec["compare"]}
+        lat_r, file_r, gz_r = ratio.get("p50 ms"), ratio["file bytes"], ratio["gzip bytes"]
+        spread = max(lat.spread, chosen.latency.spread) if lat is not None and chosen.latency is not None else 0.05
+        where = f"{plan.format} {plan.precision} in {art.runtime}"
+        if plan.prune.method == "structured":
+            faster = lat_r is not None and lat_r < 1.0 - max(spread, 0.05)
+            survived = file_r < 0.95 and faster
+            verdict = (f"structured pruning survived export ({where}): file {file_r:.2f}x, "
+                       + (f"MACs {ratio['MACs (exported ONNX)']:.2f}x, " if "MACs (exported ONNX)" in ratio else f"MACs {ratio['MACs (PyTorch)']:.2f}x (PyTorch), ")
+                       + (f"latency {lat_r:.2f}x" if lat_r is not None else "latency not measured") + " of the unpruned export")
+            if not survived:
+                verdict = "pruning did NOT " + ("shrink the file" if file_r >= 0.95 else "make the model measurably faster") + f": {verdict.split(': ', 1)[1]}"
+        else:
+            survived = gz_r < 0.95
+            verdict = (f"unstructured pruning: {rec['weight_sparsity'] * 100:.0f}% of weights are zero; the dense {plan.format} file is "
+                       f"{file_r:.2f}x and runs at {lat_r:.2f}x the unpruned latency ({art.runtime} does not skip zeros); "
+                       f"compressed (gzip) it is {gz_r:.2f}x" if lat_r is not None else f"unstructured pruning: compressed {gz_r:.2f}x")
+        rec["survived"], rec["verdict"] = survived, verdict
+
+    def _prober(self, ctx: Context, fp32: Artifact, x_eval, labels):
+        """A function that builds the int8 variant with some layers kept in float (or only some
+        quantized) and returns its quality against the fp32 export on held-out samples."""
+        import dataclasses
+        import itertools
+
+        from edgezoo.pipeline.sensitivity import PROBE_SAMPLES
+        from edgezoo.runtimes.base import run_batch
+
+        n = min(PROBE_SAMPLES, len(x_eval[0]))
+        if n == 0:
+            raise UsageError("layer sensitivity needs evaluation samples, and there are none",
+                             hint="pass --eval-data (your model), or use a zoo model")
+        xs = [a[:n] for a in x_eval]
+        ys = labels[:n] if labels is not None else None
+        runtime = registry.runtime(fp32.runtime or self.format.runtime)
+
+        def run(art):
+            session = runtime.open(art.path, self.plan.threads, art.config)
+            return (self.task.infer(session.run, xs, ys, self.plan.card.task_options) if self.task.drives_model
+                    else run_batch(session, xs))
+
+        ref = run(fp32)
+        fp32_q = self.task.compare(ref, ref, ys)
+        self.probe_samples = n
+        counter = itertools.count()
+
+        def probe(keep=(), only=()):
+            sub = ctx.work / "probes" / str(next(counter))
+            sub.mkdir(parents=True)
+            pctx = dataclasses.replace(ctx, work=sub, lineage=[], keep_float=tuple(keep), quantize_only=tuple(only))
+            art = self.format.variant(pctx, fp32, "int8")
+            q = self.task.compare(ref, run(art), ys)
+            shutil.rmtree(sub, ignore_errors=True)
+            return q
+
+        return probe, fp32_q, ys
+
+    def _sensitivity(self, ctx: Context, probe, fp32_q):
+        from edgezoo.pipeline.sensitivity import layer_sensitivity, weighted_layers
+
+        if self.plan.format not in ("onnx", "openvino"):
+            raise UsageError(f"per-layer sensitivity is measured with onnxruntime and OpenVINO (NNCF); {self.plan.format}'s quantizer "
+                             "takes no layer list here", hint="pass --format onnx or --format openvino")
+        layers = weighted_layers(ctx.onnx_fp32)
+        if not layers:
+            raise UsageError(f"{self.plan.model_id} has no convolution or matrix product with stored weights to rank")
+        return layer_sensitivity(layers, probe, fp32_q, self.progress)
+
+    def _goal(self, labels, fp32_q):
+        from edgezoo.pipeline.sensitivity import DEFAULT_MIN_SQNR_DB, Goal
+
+        plan = self.plan
+        labelled = labels is not None and plan.weights != "random" and fp32_q.gate_value is not None
+        max_drop = plan.max_accuracy_drop
+        if max_drop is None and labelled:
+            max_drop = plan.target.budgets.max_accuracy_drop
+        min_sqnr = plan.min_sqnr_db if plan.min_sqnr_db is not None else (DEFAULT_MIN_SQNR_DB if max_drop is None else None)
+        return Goal(max_drop=max_drop, min_sqnr_db=min_sqnr, labelled=labelled)
+
+    def _keep_float(self, ctx: Context, out: Outcome, fp32: Artifact, x_eval, labels) -> None:
+        from edgezoo.pipeline.sensitivity import choose_keep_float
+
+        plan = self.plan
+        if plan.keep_float:
+            import difflib
+
+            from edgezoo.pipeline.sensitivity import weighted_layers
+
+            names = [n for n, _ in weighted_layers(ctx.onnx_fp32)]
+            for name in plan.keep_float:
+                if name not in names:
+                    close = difflib.get_close_matches(name, names, n=3, cutoff=0.3)
+                    raise UsageError(f"--keep-float names layer {name!r}, which the fp32 ONNX graph does not have",
+                                     hint=("did you mean " + ", ".join(close) + "?") if close else
+                                     f"see `edgezoo sensitivity {plan.model_id} --target {plan.target_id}` for the layer names")
+            ctx.keep_float = tuple(plan.keep_float)
+            out.keep_float, out.keep_float_reason = ctx.keep_float, "named by --keep-float"
+            return
+        with self.stage("sensitivity"):
+            probe, fp32_q, _ = self._prober(ctx, fp32, x_eval, labels)
+            out.sensitivity = self._sensitivity(ctx, probe, fp32_q)
+            out.probe_samples = self.probe_samples
+            choice = choose_keep_float(out.sensitivity, probe, fp32_q, self._goal(labels, fp32_q), self.progress)
+        ctx.keep_float = choice.layers
+        out.keep_float, out.keep_float_reason, out.keep_float_trials = choice.layers, choice.reason, choice.trials
 
     def _operators_ok(self, out: Outcome, check_only: bool) -> bool:
         """In a check, an unsupported operator ends the run with the report; elsewhere it is

@@ -47,6 +47,12 @@ class Plan:
     force: bool = False
     allow_over_budget: bool = False
     tflite_quantizer: str = "auto"
+    prune: object = None  # edgezoo.stages.prune.PruneSpec
+    finetune_epochs: int = 0
+    keep_float: tuple[str, ...] = ()  # layers (fp32 ONNX node names) left in float in the int8 variant
+    keep_float_auto: bool = False  # choose them: the fewest, most sensitive layers that meet max_accuracy_drop
+    max_accuracy_drop: float | None = None  # --max-accuracy-drop (default: the profile's budget)
+    min_sqnr_db: float | None = None  # --min-sqnr: fidelity goal of --keep-float auto
     card: Card = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     target: Target = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     source_model: object = field(default=None, repr=False, compare=False)  # the user's PyTorch module, loaded while planning
@@ -78,6 +84,12 @@ class Plan:
             out["quantization"] = dump(self.quantization)
             out["quantization"].update(registry.format(self.format).summary(self))
             out["calibration"] = {"method": self.calibration_method, "samples": self.calibration_samples}
+            if self.keep_float_auto or self.keep_float:
+                out["keep_float"] = "auto" if self.keep_float_auto else list(self.keep_float)
+        if self.prune is not None:
+            out["prune"] = self.prune.label()
+        if self.finetune_epochs:
+            out["finetune_epochs"] = self.finetune_epochs
         return out
 
 
@@ -124,6 +136,11 @@ def make_plan(
     tflite_quantizer: str = "auto",
     for_check: bool = False,
     target_sha256: str = "",
+    prune=None,
+    finetune_epochs: int = 0,
+    keep_float: tuple[str, ...] | str = (),
+    max_accuracy_drop: float | None = None,
+    min_sqnr_db: float | None = None,
 ) -> Plan:
     """``for_check``: the plan only feeds ``edgezoo check``; nothing will be written, so the
     output and calibration-data checks do not apply."""
@@ -216,6 +233,15 @@ def make_plan(
     if source_path is None and (calib_data is not None or eval_data is not None):
         raise UsageError("--calib-data and --eval-data apply to your own models; a zoo card brings its own data",
                          hint=f"see `edgezoo info {card.id}` for the data it is calibrated and evaluated on")
+    _check_compression(card, plan_fmt=fmt, plugin=plugin, source_kind=source_kind, precision=precision, prune=prune,
+                       finetune_epochs=finetune_epochs, keep_float=keep_float, max_accuracy_drop=max_accuracy_drop)
+    if prune is not None:
+        steps_extra = ["prune"]
+    else:
+        steps_extra = []
+    if finetune_epochs:
+        steps_extra.append("fine-tune")
+    keep_auto = keep_float == "auto"
     host = os.cpu_count() or 1
     n_threads = threads or min(target.threads, host)
     if threads and threads > host:
@@ -241,8 +267,11 @@ def make_plan(
     elif source_kind != "zoo":
         steps += ["load-torch"]
     if not tflite_src:
+        steps += steps_extra
         steps += plugin.steps(precision, spec)
-        steps += ["evaluate", "benchmark-latency", "bundle"]
+        if keep_auto:
+            steps.insert(steps.index("quantize-static-int8"), "sensitivity")
+        steps += ["evaluate", "benchmark-latency"] + (["verify-pruning"] if prune is not None else []) + ["bundle"]
     return Plan(
         model_id=card.id,
         model_version=version.version,
@@ -272,6 +301,12 @@ def make_plan(
         force=force,
         allow_over_budget=allow_over_budget,
         tflite_quantizer=tflite_quantizer,
+        prune=prune,
+        finetune_epochs=finetune_epochs,
+        keep_float=() if keep_auto else tuple(keep_float),
+        keep_float_auto=keep_auto,
+        max_accuracy_drop=max_accuracy_drop,
+        min_sqnr_db=min_sqnr_db,
         card=card,
         target=target,
         source_model=source_model,
@@ -285,3 +320,37 @@ def _min_opset(source_kind: str, precision: str) -> int:
     from edgezoo.intake.onnx_file import MIN_QUANT_OPSET
 
     return MIN_QUANT_OPSET if source_kind == "onnx-file" and precision in ("int8", "dynamic-int8") else 0
+
+
+KEEP_FLOAT_FORMATS = ("onnx", "openvino")
+
+
+def _check_compression(card: Card, *, plan_fmt: str, plugin, source_kind: str, precision: str, prune, finetune_epochs: int,
+                       keep_float, max_accuracy_drop) -> None:
+    """Pruning and fine-tuning work on a PyTorch module; layers kept in float need an int8
+    build whose quantizer takes a list of layers to skip."""
+    from edgezoo import registry
+
+    label = card.id
+    if prune is not None or finetune_epochs:
+        what = "--prune" if prune is not None else "--finetune-epochs"
+        if source_kind in ("onnx-file", "tflite-file") or card.architecture in ("tflite-file", "tflite-graph"):
+            raise UsageError(f"{what} works on PyTorch models, and {label} is a {'TFLite' if 'tflite' in (source_kind + card.architecture) else 'ONNX'} graph",
+                             hint="export a PyTorch module (module.py:factory, .pt2) or a zoo model with a PyTorch architecture")
+    if finetune_epochs:
+        task = registry.task(card.task)
+        if source_kind != "zoo" or not card.evaluation.train_split:
+            raise UsageError(f"--finetune-epochs needs a labelled training split, and {label} has none",
+                             hint="zoo models with one: edgezoo list --json (evaluation.train_split); for your own data use `edgezoo finetune`")
+        if not task.trainable:
+            raise UsageError(f"--finetune-epochs trains class scores with cross-entropy; {card.task} models are not trained that way here",
+                             hint="fine-tune it with its own recipe, then export the weights with --weights")
+    if keep_float:
+        if precision != "int8":
+            raise UsageError(f"--keep-float applies to static int8, not {precision}", hint="add --precision int8")
+        if plan_fmt not in KEEP_FLOAT_FORMATS:
+            raise UsageError(f"--keep-float is supported for {' and '.join(KEEP_FLOAT_FORMATS)} int8 (onnxruntime nodes_to_exclude, "
+                             f"NNCF ignored scope); {plan_fmt}'s quantizer takes no layer list here",
+                             hint="choose --format onnx or openvino")
+    if max_accuracy_drop is not None and not (0 <= max_accuracy_drop < 100):
+        raise UsageError(f"--max-accuracy-drop {max_accuracy_drop:g} is not a number of points in [0, 100)", hint="e.g. --max-accuracy-drop 1.0")

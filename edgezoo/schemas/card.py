@@ -161,6 +161,7 @@ class Evaluation:
     eval_split: str
     metric: str  # the task's gate metric on labelled data ("top1", "accuracy", "r2", ...), or "fidelity" (unlabelled)
     description: str
+    train_split: str = ""  # the labelled split fine-tuning may use (never the calibration or evaluation split)
 
 
 @dataclass(frozen=True)

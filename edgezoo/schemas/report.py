@@ -170,6 +170,31 @@ class StageProfile:
 
 
 @dataclass(frozen=True)
+class PruneCompare:
+    """One measure of the pruned export beside the same export of the unpruned model."""
+
+    measure: str  # "params (PyTorch)", "MACs (PyTorch)", "MACs (exported ONNX)", "file bytes", "gzip bytes", "p50 ms", a metric
+    unpruned: float
+    pruned: float
+    ratio: float | None  # pruned / unpruned (None when unpruned is 0)
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What pruning (and fine-tuning) did, and whether it survived the export: the unpruned
+    model built the same way (format, precision, runtime) is measured beside the pruned one."""
+
+    method: str  # "structured" | "unstructured" | "" (fine-tuning only)
+    ratio: float
+    layers: dict[str, float]
+    weight_sparsity: float  # fraction of zero weights in the convolutions and linear layers
+    compare: tuple[PruneCompare, ...]
+    survived: bool  # the exported file is smaller, or faster, in the way the method promises
+    verdict: str
+    finetune: dict[str, Any] | None = None  # epochs, samples, learning rate, history
+
+
+@dataclass(frozen=True)
 class HostInfo:
     machine: str
     processor: str
@@ -201,6 +226,9 @@ class Report:
     export_check: Quality | None = None  # the fp32 export against PyTorch
     microcontroller: MicroReport | None = None
     stage_profile: dict[str, StageProfile] = field(default_factory=dict)  # CPU and memory per stage (wall time: stage_seconds)
+    pruning: Pruning | None = None
+    keep_float: tuple[str, ...] = ()  # layers left in float in the quantized variant (--keep-float)
+    keep_float_reason: str = ""
 
     def validate(self) -> None:
         if self.schema_version != REPORT_SCHEMA_VERSION:

@@ -54,9 +54,12 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
     )
 
 
-def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str, transformer: bool = False) -> Step:
+def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str, transformer: bool = False,
+                  keep_float: tuple[str, ...] = ()) -> Step:
     """``transformer``: NNCF's transformer model type (SmoothQuant, and the attention's
-    softmax and normalisation patterns kept in float), which static int8 of a transformer needs."""
+    softmax and normalisation patterns kept in float), which static int8 of a transformer needs.
+    ``keep_float``: ONNX node names left in float (NNCF's ignored scope; OpenVINO names a
+    convolution converted from ONNX node X ``X/WithoutBiases``, hence patterns)."""
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
     import contextlib
@@ -72,6 +75,10 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
         # NNCF draws progress bars on the terminal, which would break --json and our own progress
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             extra = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+            if keep_float:
+                import re
+
+                extra["ignored_scope"] = nncf.IgnoredScope(patterns=[re.escape(n) + "(/WithoutBiases)?$" for n in keep_float], validate=False)
             quantized = nncf.quantize(model, dataset, subset_size=n, **extra)
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
         canonicalize_names(out_xml)
@@ -80,4 +87,6 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
     params = {"preset": "performance", "subset_size": int(n), "calibration_sha256": calib_sha}
     if transformer:
         params["model_type"] = "transformer"
+    if keep_float:
+        params["ignored_scope"] = list(keep_float)
     return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")))

@@ -25,6 +25,7 @@ class StaticConfig:
     calibration_sha256: str
     calibration_samples: int
     nodes_to_exclude: tuple[str, ...] = ()
+    nodes_to_quantize: tuple[str, ...] = ()  # empty: every node the quantizer supports
 
 
 def _quant():
@@ -100,6 +101,7 @@ def quantize_static(src: Path, out: Path, calib: list[np.ndarray], cfg: StaticCo
                     weight_type=_qtype(q, cfg.weight_type),
                     calibrate_method=method,
                     nodes_to_exclude=list(cfg.nodes_to_exclude) or None,
+                    nodes_to_quantize=list(cfg.nodes_to_quantize) or None,
                     extra_options={"CalibTensorRangeSymmetric": False},
                     calibration_cache_path=Path(tmp) / "calibration.cache" if _supports_cache(q) else None,
                 )
@@ -109,6 +111,7 @@ def quantize_static(src: Path, out: Path, calib: list[np.ndarray], cfg: StaticCo
             raise PipelineError(f"onnxruntime static quantization failed: {first_line(exc)}") from exc
     params = asdict(cfg)
     params["nodes_to_exclude"] = list(cfg.nodes_to_exclude)
+    params["nodes_to_quantize"] = list(cfg.nodes_to_quantize)
     return Step(
         stage="quantize-static-int8",
         tool="onnxruntime.quantization.quantize_static",

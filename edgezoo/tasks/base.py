@@ -42,6 +42,7 @@ class Task(abc.ABC):
     gate_metric: str = ""
     metric_description: str = ""
     runner_module: str = ""  # standalone file with add_arguments(parser), present(outputs, manifest, args), render(result)
+    trainable: bool = False  # outputs are class scores: fine-tuning trains them with cross-entropy on labels
     streams: bool = False  # a recurrent model whose state goes back in: evaluated by ``infer``, sequence by sequence
 
     def infer(self, run_one, feeds: list[np.ndarray], labels: np.ndarray | None, options: dict | None = None) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ from edgezoo.tasks.base import Quality, Task, fidelity
 
 class Classification(Task):
     name = "image-classification"
+    trainable = True
     description = "one image in, class scores (logits) out; the runner prints the top classes"
     outputs = ("logits",)
     gate_metric = "top1"

@@ -17,6 +17,7 @@ from edgezoo.tasks.base import Quality, Task, fidelity
 
 class KeywordSpotting(Task):
     name = "keyword-spotting"
+    trainable = True
     description = "one second of 16 kHz audio in (log-mel frames), keyword scores out; the runner prints the keywords heard in a WAV file"
     outputs = ("logits",)
     gate_metric = "accuracy"
