@@ -169,6 +169,7 @@ def plan_export(
     keep_float: str | tuple[str, ...] = (),
     max_accuracy_drop: float | None = None,
     min_sqnr_db: float | None = None,
+    verify_pruning: bool = True,
 ):
     """Check everything that can be checked before work starts and return the Plan.
     ``input_shape``: a shape tuple (the only input) or {input name: shape}.
@@ -247,6 +248,7 @@ def plan_export(
         keep_float=_parse_keep_float(keep_float),
         max_accuracy_drop=max_accuracy_drop,
         min_sqnr_db=min_sqnr_db,
+        verify_pruning=verify_pruning,
     )
 
 

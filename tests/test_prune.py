@@ -165,3 +165,38 @@ def test_keep_float_auto_keeps_the_fewest_layers_that_meet_the_goal(tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["quantization"]["keep_float"] == kept
     assert "kept in float" in report["keep_float_reason"]
+
+
+def test_optimize_finds_the_fastest_candidate_within_the_bound_and_exports_it(tmp_path):
+    out = tmp_path / "opt"
+    args = ["optimize", "digits-cnn", "--target", "generic-cpu", "--max-accuracy-drop", "1.0", "--prune-ratios", "0.5",
+            "--finetune-epochs", "3", "--out", str(out), "--json"]
+    doc = json.loads(run_cli(*args).stdout)
+    labels = [c["candidate"]["label"] for c in doc["candidates"]]
+    assert labels[0] == "fp32" and "int8, entropy" in labels and "int8, keep-float auto" in labels
+    assert any(c["candidate"]["prune"] == 0.5 for c in doc["candidates"])
+    feasible = [c for c in doc["candidates"] if c["feasible"]]
+    winner = doc["winner"]
+    assert winner["p50_ms"] == min(c["p50_ms"] for c in feasible)
+    assert winner["drop"] <= 1.0 and winner["pareto"]
+    bundle = Path(doc["bundle"])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    step = manifest["lineage"][0]
+    assert step["stage"] == "optimize" and step["params"]["winner"] == winner["candidate"]["label"]
+    assert len(step["params"]["measured"]) == len(doc["candidates"])
+    assert Path(doc["log"]).is_file() and Path(doc["plot"]).read_bytes()[:4] == b"\x89PNG"
+    run_cli("verify", str(bundle))
+    # a rerun measures nothing again
+    again = json.loads(run_cli(*args, "--force").stdout)
+    assert all(c["cached"] for c in again["candidates"])
+    assert [c["p50_ms"] for c in again["candidates"]] == [c["p50_ms"] for c in doc["candidates"]]
+
+
+def test_optimize_with_constraints_nothing_meets_lists_the_closest_and_exits_4(tmp_path):
+    profile = (Path(__file__).parents[1] / "targets" / "generic-cpu.toml").read_text()
+    tiny = tmp_path / "tiny-cpu.toml"
+    tiny.write_text(profile.replace("max_model_mb = 500.0", "max_model_mb = 0.001").replace('id = "generic-cpu"', 'id = "tiny-cpu"'))
+    res = run_cli("optimize", "digits-cnn", "--target", str(tiny), "--prune-ratios", "", "--out", str(tmp_path / "o"), ok=None)
+    _assert_one_line(res, 4, "no candidate", "closest", "size")
+    assert not list((tmp_path / "o").glob("digits-cnn-*"))  # no bundle; the search log is kept
+    assert list((tmp_path / "o").glob("optimize-*.json"))

@@ -827,6 +827,143 @@ def _sensitivity_plot(rows: list[dict], path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
+@cli.command("optimize", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile id or a .toml path.")
+@click.option("--format", "-f", "fmt", metavar="FORMAT", help="A format the target deploys (default: the profile's).")
+@click.option("--weights", help="Zoo models: a local copy of the card's weights, or 'random' (then fidelity, not accuracy, is judged).")
+@click.option("--objective", type=click.Choice(["latency", "size"]), default="latency", show_default=True)
+@click.option("--max-accuracy-drop", type=float, help="Points of the task metric a candidate may lose against the unpruned fp32 "
+              "export (default: the profile's budget).")
+@click.option("--min-sqnr", "min_sqnr", type=float, help="Output SQNR floor against fp32 in dB (default 12 when there are no labels).")
+@click.option("--prune-ratios", default="0.25,0.5", show_default=True, help="Structured pruning ratios to try ('' for none).")
+@click.option("--finetune-epochs", type=click.IntRange(0), default=5, show_default=True,
+              help="Fine-tuning of pruned candidates on the card's training split.")
+@click.option("--budget-minutes", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="No new candidate starts after this time (the winner's export comes after).")
+@click.option("--no-cache", is_flag=True, help="Measure every candidate again (default: reuse measurements of identical candidates).")
+@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Where the winner's bundle, the search log (JSON) and the plot go.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--json", "as_json", is_flag=True, help="Print the search as JSON.")
+def optimize_cmd(model, target, fmt, weights, objective, max_accuracy_drop, min_sqnr, prune_ratios, finetune_epochs, budget_minutes,
+                 no_cache, out_dir, force, as_json):
+    """Search compression recipes for MODEL on a target: precisions, int8 schemes
+    (calibration, quantizer, layers kept in float) and structured pruning (fine-tuned),
+    each built and measured in the target's runtime; the fastest (or smallest) candidate
+    within the accuracy and budget constraints is exported as a normal bundle.
+
+    \b
+    Examples:
+      edgezoo optimize digits-cnn --target raspberrypi --max-accuracy-drop 1.0
+      edgezoo optimize digits-cnn --target generic-cpu --objective size --prune-ratios 0.5
+      edgezoo optimize mobilenet_v3_small --target intel-cpu --weights random --min-sqnr 12 --budget-minutes 20
+    \b
+    Exit 4 when no candidate meets the constraints (the closest ones are listed).
+    """
+    from edgezoo import api, optimize
+    from edgezoo.errors import BudgetError, UsageError
+
+    try:
+        ratios = tuple(float(r) for r in prune_ratios.split(",") if r.strip())
+    except ValueError:
+        raise UsageError(f"--prune-ratios {prune_ratios!r} is not a list of numbers", hint="e.g. --prune-ratios 0.25,0.5") from None
+    if any(not 0 < r < 1 for r in ratios):
+        raise UsageError(f"--prune-ratios {prune_ratios!r}: every ratio must be in (0, 1)", hint="e.g. --prune-ratios 0.25,0.5")
+    common = {"fmt": fmt, "weights": weights, "max_accuracy_drop": max_accuracy_drop, "min_sqnr_db": min_sqnr}
+    base = api.plan_export(model, target, for_check=True, **common)
+    if base.weights != "random" and base.card.evaluation.metric != "fidelity":
+        max_drop = max_accuracy_drop if max_accuracy_drop is not None else base.target.budgets.max_accuracy_drop
+    else:
+        max_drop = max_accuracy_drop
+
+    def plan_for(c):
+        # budgets are the search's constraints, judged on every measured candidate: none is refused mid-way
+        return api.plan_export(model, target, for_check=True, verify_pruning=False, allow_over_budget=True, **common, **c.export_args())
+
+    err = _console(stderr=True)
+    with _StdoutToStderr():
+        def note(stage):
+            if not as_json:
+                err.print(f"{stage}...", highlight=False)
+
+        doc = optimize.search(base, plan_for, objective=objective, max_drop=max_drop, min_sqnr=min_sqnr, budget_minutes=budget_minutes,
+                              prune_ratios=ratios, finetune_epochs=finetune_epochs, use_cache=not no_cache, progress=note)
+    winner = doc.pop("_winner")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"optimize-{base.model_id}-{base.target_id}-{base.format}"
+    log_path, png = out_dir / f"{stem}.json", out_dir / f"{stem}.png"
+    try:
+        optimize.plot(doc, png)
+        doc["plot"] = str(png)
+    except UsageError as exc:  # matplotlib missing: the table and the log still say everything
+        doc["plot_error"] = str(exc)
+    if winner is not None:
+        from edgezoo import __version__
+        from edgezoo.hashing import sha256_bytes
+        from edgezoo.stages import Step
+
+        summary = {"objective": objective, "constraints": doc["constraints"], "candidates": len(doc["candidates"]),
+                   "winner": winner.candidate.label, "log": log_path.name,
+                   "measured": [{"label": r["candidate"]["label"], "p50_ms": r["p50_ms"], "size_bytes": r["size_bytes"], "metric": r["metric"],
+                                 "sqnr_db": r["sqnr_db"], "feasible": r["feasible"]} for r in doc["candidates"]]}
+        step = Step("optimize", "edgezoo.optimize", __version__, summary, sha256_bytes(json.dumps(doc, sort_keys=True, default=str).encode()),
+                    "in-memory")
+        with _StdoutToStderr():
+            plan = api.plan_export(model, target, out_dir=out_dir, force=force, allow_over_budget=True, **common,
+                                   **winner.candidate.export_args())
+            import dataclasses
+
+            plan = dataclasses.replace(plan, lineage_prefix=(step,))
+            if not as_json:
+                err.print(f"exporting the winner: {winner.candidate.label}...")
+            result = api.export(plan)
+        doc["bundle"], doc["archive"] = str(result.bundle_dir), str(result.archive)
+        doc["command"] = " ".join(["edgezoo", "export", model, "--target", base.target_id, "--format", base.format,
+                                   *(["--weights", weights] if weights else []), *winner.candidate.cli_args()])
+    tmp = log_path.with_name(f".{log_path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    os.replace(tmp, log_path)
+    doc["log"] = str(log_path)
+    if as_json:
+        _emit_json(doc)
+    else:
+        _print_search(doc)
+    if winner is None:
+        raise BudgetError(f"no candidate of {len(doc['candidates'])} meets the constraints; closest: "
+                          + "; ".join(f"{r['candidate']['label']} ({', '.join(r['violations'])})" for r in doc["closest"]),
+                          hint="relax --max-accuracy-drop / --min-sqnr, or try another target or format")
+
+
+def _print_search(doc: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"optimize {doc['model']} for {doc['target']} ({doc['format']}, {doc['runtime']}), objective {doc['objective']}")
+    for col in ("candidate", "metric", "drop", "SQNR dB", "p50 ms", "size KB", "s", "", "why not"):
+        t.add_column(col, justify="left" if col in ("candidate", "why not", "") else "right")
+    w = doc["winner"]["candidate"]["label"] if doc["winner"] else None
+    for r in doc["candidates"]:
+        mark = ("WINNER " if r["candidate"]["label"] == w else "") + ("pareto" if r["pareto"] else "")
+        t.add_row(r["candidate"]["label"] + (f" ({len(r['keep_float'])} float)" if r["keep_float"] else ""),
+                  "-" if r["metric"] is None else f"{r['metric']:.2f}", "-" if r["drop"] is None else f"{r['drop']:+.2f}",
+                  "-" if not r["ok"] else ("exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"),
+                  "-" if r["p50_ms"] is None else f"{r['p50_ms']:.3f}", "-" if r["size_bytes"] is None else f"{r['size_bytes'] / 1024:.1f}",
+                  f"{r['seconds']:.0f}" + (" cached" if r["cached"] else ""), mark.strip(), "; ".join(r["violations"]))
+    con = _console()
+    con.print(t)
+    for n in doc["notes"]:
+        con.print(f"- {n}")
+    if doc["skipped"]:
+        con.print(f"- not tried within --budget-minutes: {', '.join(doc['skipped'])}")
+    c = doc["constraints"]
+    con.print(f"constraints: accuracy from {c['accuracy_from']}"
+              + (f"; max drop {c['max_accuracy_drop']:g}" if c["max_accuracy_drop"] is not None else "")
+              + (f"; SQNR >= {c['min_sqnr_db']:g} dB" if c["min_sqnr_db"] is not None else ""))
+    if doc.get("bundle"):
+        con.print(f"winner: {w}\n  same as: {doc['command']}\nbundle: {doc['bundle']}")
+    con.print(f"search log: {doc['log']}" + (f"\nplot: {doc['plot']}" if doc.get("plot") else "") + f"\nsearch time {doc['seconds']:.0f} s")
+
+
 @cli.command("inspect", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--input-shape", "input_shape", multiple=True, help="Fix dynamic dimensions for the per-target check.")

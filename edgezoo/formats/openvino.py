@@ -70,7 +70,7 @@ class OpenvinoFormat(OnnxSourced):
             if ctx.quantize_only:  # a sensitivity probe: every other weighted layer stays in float
                 from edgezoo.pipeline.sensitivity import weighted_layers
 
-                ignored = tuple(n for n, _ in weighted_layers(ctx.onnx_fp32) if n not in ctx.quantize_only)
+                ignored = tuple(n for n, _ in weighted_layers(ctx.onnx_fp32, activations=True) if n not in ctx.quantize_only)
             ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha,
                                                  transformer="transformer" in ctx.plan.card.tags, keep_float=ignored))
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)

@@ -103,6 +103,7 @@ class Shared:
     data: tuple | None = None
     torch_model: object = None
     torch_ref: list | None = None
+    compressed: dict = field(default_factory=dict)  # (prune label, fine-tune epochs) -> (model, record, reference, lineage)
 
 
 def _peak_rss_mb() -> float:
@@ -328,7 +329,8 @@ class Executor:
         if plan.calibration_samples_given and calib_rec and calib_rec["samples"] < plan.calibration_samples and plan.precision == "int8":
             shortfall.append(f"--calibration-samples {plan.calibration_samples} asked, but only {calib_rec['samples']} calibration "
                              f"samples exist ({calib_rec['dataset']}); calibrated on {calib_rec['samples']}")
-        ctx = Context(plan, work, [], data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""), check_only=check_only)
+        ctx = Context(plan, work, list(plan.lineage_prefix), data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""),
+                      check_only=check_only)
         out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note,
                       stage_profile=self.profile)
         torch_ref = self._load_source(ctx, x_eval, check_only, labels)
@@ -398,7 +400,7 @@ class Executor:
                 v.artifact.runtime = v.artifact.runtime or fmt.runtime
         self._evaluate(out, x_eval, labels, torch_ref, data.reference)
         self._measure_latency(out, latency_threads or [plan.threads])
-        if plan.prune is not None and unpruned is not None:
+        if plan.prune is not None and unpruned is not None and plan.verify_pruning:
             with self.stage("verify pruning"):
                 self._verify_pruning(ctx, out, unpruned, x_eval, labels)
         out.verdicts, warnings = judge(plan, out.variants)
@@ -590,6 +592,14 @@ class Executor:
         base = ctx.torch_model
         if base is None:
             raise UsageError(f"{plan.model_id} has no PyTorch module to prune or fine-tune")
+        key = (plan.prune.label() if plan.prune is not None else "", plan.finetune_epochs)
+        if key in self.shared.compressed:  # another candidate of the same search already did this work
+            model, record, new_ref, steps = self.shared.compressed[key]
+            ctx.torch_model = model
+            ctx.lineage.extend(steps)
+            out.pruning = dict(record)
+            return base, new_ref
+        n_steps = len(ctx.lineage)
         example = [a[:1] for a in (ctx.x_cal if len(ctx.x_cal[0]) else x_eval)]
         record = {"method": "", "ratio": 0.0, "layers": {}, "weight_sparsity": 0.0}
         model = base
@@ -631,6 +641,7 @@ class Executor:
             record["torch_unpruned"] = self.task.compare(torch_ref, torch_ref, labels)
             record["torch_pruned"] = self.task.compare(torch_ref, new_ref, labels)
         out.pruning = record
+        self.shared.compressed[key] = (model, dict(record), new_ref, ctx.lineage[n_steps:])
         return base, new_ref
 
     def _verify_pruning(self, ctx: Context, out: Outcome, unpruned, x_eval, labels) -> None:
@@ -736,7 +747,7 @@ class Executor:
         if self.plan.format not in ("onnx", "openvino"):
             raise UsageError(f"per-layer sensitivity is measured with onnxruntime and OpenVINO (NNCF); {self.plan.format}'s quantizer "
                              "takes no layer list here", hint="pass --format onnx or --format openvino")
-        layers = weighted_layers(ctx.onnx_fp32)
+        layers = weighted_layers(ctx.onnx_fp32, activations=True)
         if not layers:
             raise UsageError(f"{self.plan.model_id} has no convolution or matrix product with stored weights to rank")
         return layer_sensitivity(layers, probe, fp32_q, self.progress)
@@ -761,7 +772,7 @@ class Executor:
 
             from edgezoo.pipeline.sensitivity import weighted_layers
 
-            names = [n for n, _ in weighted_layers(ctx.onnx_fp32)]
+            names = [n for n, _ in weighted_layers(ctx.onnx_fp32, activations=True)]
             for name in plan.keep_float:
                 if name not in names:
                     close = difflib.get_close_matches(name, names, n=3, cutoff=0.3)

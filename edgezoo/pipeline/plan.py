@@ -53,6 +53,8 @@ class Plan:
     keep_float_auto: bool = False  # choose them: the fewest, most sensitive layers that meet max_accuracy_drop
     max_accuracy_drop: float | None = None  # --max-accuracy-drop (default: the profile's budget)
     min_sqnr_db: float | None = None  # --min-sqnr: fidelity goal of --keep-float auto
+    verify_pruning: bool = True  # build the unpruned model beside the pruned one (optimize measures it as a candidate instead)
+    lineage_prefix: tuple = ()  # steps recorded before the export's own (optimize: the search)
     card: Card = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     target: Target = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     source_model: object = field(default=None, repr=False, compare=False)  # the user's PyTorch module, loaded while planning
@@ -141,6 +143,7 @@ def make_plan(
     keep_float: tuple[str, ...] | str = (),
     max_accuracy_drop: float | None = None,
     min_sqnr_db: float | None = None,
+    verify_pruning: bool = True,
 ) -> Plan:
     """``for_check``: the plan only feeds ``edgezoo check``; nothing will be written, so the
     output and calibration-data checks do not apply."""
@@ -307,6 +310,7 @@ def make_plan(
         keep_float_auto=keep_auto,
         max_accuracy_drop=max_accuracy_drop,
         min_sqnr_db=min_sqnr_db,
+        verify_pruning=verify_pruning,
         card=card,
         target=target,
         source_model=source_model,

@@ -21,12 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# operators without weights whose inputs the int8 schemes quantize too (the activations of a
+# residual add, a squeeze-and-excitation product, a pooled mean): they can hurt as much as a layer
+ACTIVATION_OPS = ("Add", "Mul", "GlobalAveragePool", "AveragePool", "ReduceMean", "MatMul", "Concat", "Softmax")
 PROBE_SAMPLES = 128  # held-out samples each probe is run on (the final export is evaluated on all)
 DEFAULT_MIN_SQNR_DB = 12.0  # goal without labels or --max-accuracy-drop: fidelity the int8 variant must reach
 
 
-def weighted_layers(onnx_path) -> list[tuple[str, str]]:
-    """(node name, operator) of every convolution and matrix product with a stored weight, in graph order."""
+def weighted_layers(onnx_path, activations: bool = False) -> list[tuple[str, str]]:
+    """(node name, operator) of every convolution and matrix product with a stored weight, in
+    graph order; with ``activations``, also the weightless operators whose inputs int8 quantizes."""
     from edgezoo.errors import require
 
     onnx = require("onnx", extra="onnx", purpose="reading ONNX models")
@@ -35,7 +39,8 @@ def weighted_layers(onnx_path) -> list[tuple[str, str]]:
     consts = {o for n in g.node if n.op_type == "Constant" for o in n.output}
     rows = []
     for n in g.node:
-        if n.op_type in WEIGHTED_OPS and len(n.input) > 1 and (n.input[1] in inits or n.input[1] in consts):
+        weighted = n.op_type in WEIGHTED_OPS and len(n.input) > 1 and (n.input[1] in inits or n.input[1] in consts)
+        if weighted or (activations and n.op_type in ACTIVATION_OPS and n.name):
             rows.append((n.name or n.output[0], n.op_type))
     return rows
 

@@ -59,7 +59,7 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
     """``transformer``: NNCF's transformer model type (SmoothQuant, and the attention's
     softmax and normalisation patterns kept in float), which static int8 of a transformer needs.
     ``keep_float``: ONNX node names left in float (NNCF's ignored scope; OpenVINO names a
-    convolution converted from ONNX node X ``X/WithoutBiases``, hence patterns)."""
+    convolution converted from ONNX node X ``X/WithoutBiases``, a Gemm ``X/MatMul``: hence patterns)."""
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
     import contextlib
@@ -78,7 +78,7 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
             if keep_float:
                 import re
 
-                extra["ignored_scope"] = nncf.IgnoredScope(patterns=[re.escape(n) + "(/WithoutBiases)?$" for n in keep_float], validate=False)
+                extra["ignored_scope"] = nncf.IgnoredScope(patterns=["^" + re.escape(n) + "(/[^/]*)?$" for n in keep_float], validate=False)
             quantized = nncf.quantize(model, dataset, subset_size=n, **extra)
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
         canonicalize_names(out_xml)
