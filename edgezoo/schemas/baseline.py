@@ -6,7 +6,7 @@ A small JSON file meant to be committed beside the code (``baselines/MODEL-TARGE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 BASELINE_SCHEMA_VERSION = 1
 

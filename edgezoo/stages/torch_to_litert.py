@@ -51,7 +51,7 @@ def _version(dist: str) -> str:
 
 
 def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
-    torch = require("torch", extra="torch", purpose="PyTorch to LiteRT conversion")
+    require("torch", extra="torch", purpose="PyTorch to LiteRT conversion")
     with _quiet():
         lt = _lt()
         args = example_args(card)
