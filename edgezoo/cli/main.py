@@ -964,6 +964,55 @@ def _print_search(doc: dict) -> None:
     con.print(f"search log: {doc['log']}" + (f"\nplot: {doc['plot']}" if doc.get("plot") else "") + f"\nsearch time {doc['seconds']:.0f} s")
 
 
+@cli.command("finetune", epilog=EXIT_CODES)
+@click.argument("model")
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="An image folder with one sub-folder per class, or an .npz with x (raw samples) and y (labels), optionally classes.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="The new catalog folder (card, weights, labels, data); its name is the new id unless --id is given.")
+@click.option("--id", "new_id", help="The new card's id (default: the --out folder's name).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="AdamW learning rate (cosine schedule).")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True, help="Epochs without validation gain before stopping.")
+@click.option("--eval-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True, help="Held out for the final accuracy.")
+@click.option("--weights", help="A local copy of the base card's weights, or 'random' to train from scratch.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def finetune_cmd(model, data_path, out_dir, new_id, epochs, lr, batch, patience, eval_fraction, weights, force, as_json):
+    """Fine-tune a zoo classifier on your data and write it as a new card (with its weights,
+    labels and data set) that exports like any zoo model. A new classifier layer is made
+    when your classes differ from the card's.
+
+    \b
+    Examples:
+      edgezoo finetune mobilenet_v3_small --data ./my_images/ --epochs 5 --out my-mnv3
+      EDGEZOO_CARDS=my-mnv3 edgezoo export my-mnv3 --target raspberrypi
+      edgezoo finetune digits-cnn --data digits.npz --out my-digits --epochs 10
+    """
+    from edgezoo import finetune
+
+    err = _console(stderr=True)
+
+    def note(stage):
+        if not as_json:
+            err.print(f"{stage}...", highlight=False)
+
+    with _StdoutToStderr():
+        res = finetune.run(model, data_path, out_dir, new_id=new_id, epochs=epochs, lr=lr, batch=batch, patience=patience,
+                           eval_fraction=eval_fraction, weights=weights, force=force, progress=note)
+    if as_json:
+        _emit_json(res)
+        return
+    con = _console()
+    s = res["samples"]
+    con.print(f"{res['id']}: {len(res['classes'])} classes ({', '.join(res['classes'][:8])}{', ...' if len(res['classes']) > 8 else ''}), "
+              f"train {s['train']} / validation {s['calib']} / eval {s['eval']}"
+              + (f"; new classifier layer {res['new_head']}" if res["new_head"] else ""))
+    con.print(f"{res['epochs_run']} epochs: best validation accuracy {res['best_val_accuracy']}%, held-out eval accuracy {res['eval_accuracy']:.2f}%")
+    con.print(f"card: {res['card']}\nexport it: {res['export']}")
+
+
 @cli.command("inspect", epilog=EXIT_CODES)
 @click.argument("model")
 @click.option("--input-shape", "input_shape", multiple=True, help="Fix dynamic dimensions for the per-target check.")

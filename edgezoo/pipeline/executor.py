@@ -709,7 +709,7 @@ class Executor:
         import dataclasses
         import itertools
 
-        from edgezoo.pipeline.sensitivity import PROBE_SAMPLES
+        from edgezoo.pipeline.sensitivity import PROBE_CALIBRATION, PROBE_SAMPLES
         from edgezoo.runtimes.base import run_batch
 
         n = min(PROBE_SAMPLES, len(x_eval[0]))
@@ -733,7 +733,10 @@ class Executor:
         def probe(keep=(), only=()):
             sub = ctx.work / "probes" / str(next(counter))
             sub.mkdir(parents=True)
-            pctx = dataclasses.replace(ctx, work=sub, lineage=[], keep_float=tuple(keep), quantize_only=tuple(only))
+            # ranking one layer at a time calibrates on fewer samples (it compares layers with each other);
+            # the kept-float trials calibrate as the export will
+            x_cal = [a[:PROBE_CALIBRATION] for a in ctx.x_cal] if only else ctx.x_cal
+            pctx = dataclasses.replace(ctx, work=sub, lineage=[], keep_float=tuple(keep), quantize_only=tuple(only), x_cal=x_cal)
             art = self.format.variant(pctx, fp32, "int8")
             q = self.task.compare(ref, run(art), ys)
             shutil.rmtree(sub, ignore_errors=True)

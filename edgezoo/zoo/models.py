@@ -433,6 +433,15 @@ def build(architecture: str):
     of PARAMETRIZED: ``edgezoo.mlp:IN-...-OUT``, ``edgezoo.autoencoder:...``,
     ``edgezoo.kws_dscnn:WIDTH``, ``keras.NAME`` / ``keras-nchw.NAME`` (a Keras layer graph
     committed in edgezoo/zoo/architectures, taking its own channels-last input or NCHW images)."""
+    base, sep, head = architecture.partition("+head=")
+    if sep:  # a zoo architecture with a new classifier head (edgezoo finetune)
+        try:
+            n = int(head)
+        except ValueError:
+            raise NotFoundError("architecture", architecture, ["ARCH+head=N"]) from None
+        model = build(base)
+        replace_head(model, n)
+        return model.eval()
     if architecture in ARCHITECTURES:
         model = ARCHITECTURES[architecture]()
     else:
@@ -464,3 +473,22 @@ def count_macs(model, input_shape, *extra_shapes, dtypes=()) -> int:
         kinds = list(dtypes) + ["float32"] * (len(shapes) - len(dtypes))
         model(*(torch.zeros(tuple(s), dtype=getattr(torch, k)) for s, k in zip(shapes, kinds)))
     return counter.get_total_flops() // 2
+
+
+def replace_head(model, classes: int) -> str:
+    """Replace the model's last linear layer (its classifier) with a fresh one of ``classes``
+    outputs; returns the layer's name."""
+    import torch
+
+    from edgezoo.errors import UsageError
+
+    name = next((n for n, m in reversed(list(model.named_modules())) if isinstance(m, torch.nn.Linear)), None)
+    if name is None:
+        raise UsageError("the model has no linear classifier layer to replace", hint="fine-tune it with the same classes as its card")
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    old = model.get_submodule(name)
+    torch.manual_seed(0)
+    new = torch.nn.Linear(old.in_features, classes, bias=old.bias is not None)
+    if isinstance(parent, torch.nn.Sequential) or hasattr(parent, name.rpartition(".")[2]):
+        setattr(parent, name.rpartition(".")[2], new)
+    return name

@@ -278,6 +278,12 @@ def resolve_weights(src: WeightsSource, *, local: Path | None = None, progress=N
             raise UsageError(f"weights file {local} does not exist", hint="pass the path of a local copy, or --weights random")
         _check(local, src, f"weights file {local}")
         return local
+    if src.kind == "catalog":
+        from edgezoo.zoo.catalog import catalog_file
+
+        path = catalog_file(src.path, "weights file")
+        _check(path, src, f"weights {path}")
+        return path
     if src.kind == "package":
         path = Path(str(resources.files("edgezoo.zoo") / src.path))
         if not path.is_file():
@@ -317,7 +323,7 @@ def resolve_version(version: Version, *, local: Path | None = None, progress=Non
 def available_offline(version: Version) -> bool:
     """True when the version's weights need no network: shipped with edgezoo, or already in the cache."""
     for src in version.sources:
-        if src.kind == "package" or cached_path(src).is_file():
+        if src.kind in ("package", "catalog") or cached_path(src).is_file():
             return True
         if src.kind in ("pypi", "npm") and ((cache_dir() / "dists" / src.file).is_file() or local_distribution(src)):
             return True
