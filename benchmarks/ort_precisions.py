@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODELS = ["digits-cnn", "mobilenet_v2", "mobilenet_v3_small", "resnet18", "resnet50"]
-TARGETS = ["generic-cpu", "raspberrypi"]
+TARGETS = ["generic-cpu", "raspberrypi", "native"]
 
 
 def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:

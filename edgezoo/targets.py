@@ -21,7 +21,10 @@ def _profile_files() -> dict[str, Path]:
 
 
 def list_targets() -> list[Target]:
-    return [load_target(name) for name in sorted(_profile_files())]
+    return [load_target(name) for name in sorted([*_profile_files(), NATIVE])]
+
+
+NATIVE = "native"  # the machine edgezoo runs on (edgezoo.host): generated, not shipped
 
 
 @lru_cache(maxsize=None)
@@ -40,8 +43,12 @@ def profile_file(name_or_path: str | Path) -> Path:
             raise NotFoundError("target profile file", text, hint="check the path, or use a profile id from `edgezoo targets`")
         return path.resolve()
     files = _profile_files()
+    if text == NATIVE and NATIVE not in files:
+        from edgezoo.host import native_profile_path
+
+        return native_profile_path()
     if text not in files:
-        raise NotFoundError("target", text, sorted(files))
+        raise NotFoundError("target", text, sorted([*files, NATIVE]))
     return files[text]
 
 

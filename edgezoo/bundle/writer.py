@@ -169,8 +169,15 @@ def build_report(result) -> Report:
         host=HostInfo(
             machine=platform.machine(), processor=_cpu_name(), cpus=os.cpu_count() or 1, python=platform.python_version(),
             note="latency is measured on this host with the target's thread count: a proxy for the device, not a device measurement",
+            isa=_host_isa(),
         ),
     )
+
+
+def _host_isa() -> str:
+    from edgezoo import host
+
+    return host.isa_label() if host.isa() else ""
 
 
 def _pruning(rec: dict | None):

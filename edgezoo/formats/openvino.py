@@ -18,7 +18,7 @@ class OpenvinoFormat(OnnxSourced):
         "fp32": "openvino.convert_model from the ONNX export",
         "fp16": "openvino.convert_model, compress_to_fp16",
         "bf16": "the fp32 IR run with INFERENCE_PRECISION_HINT=bf16",
-        "int8": "nncf.quantize",
+        "int8": "nncf.quantize (ranges: minmax = NNCF's min-max, percentile = mean quantile, entropy = histogram)",
     }
     description = "OpenVINO IR (.xml + .bin) run by the OpenVINO CPU plugin"
 
@@ -29,10 +29,15 @@ class OpenvinoFormat(OnnxSourced):
     def default_quantization(self, target, spec):
         from edgezoo.schemas.target import Quantization
 
+        from edgezoo.host import VNNI_FLAGS
+
+        no_vnni = target.hardware.arch == "x86_64" and not any(f in target.hardware.isa for f in VNNI_FLAGS)
         return Quantization(
             activation_type="int8" if "amx_int8" in target.hardware.isa else "uint8", weight_type="int8", format="fakequantize",
-            per_channel=True, reduce_range=False,
-            rationale="derived: NNCF post-training quantization, performance preset, lowered by the OpenVINO CPU plugin",
+            per_channel=True, reduce_range=no_vnni,
+            rationale="derived: NNCF post-training quantization, performance preset, lowered by the OpenVINO CPU plugin; "
+                      + ("no VNNI: NNCF's overflow fix on every layer (7-bit weights), as u8 x s8 products saturate without it"
+                         if no_vnni else "overflow fix on the first layer only (NNCF's default)"),
             tool="nncf.quantize")
 
     def source_operators(self, raw):
@@ -71,8 +76,11 @@ class OpenvinoFormat(OnnxSourced):
                 from edgezoo.pipeline.sensitivity import weighted_layers
 
                 ignored = tuple(n for n, _ in weighted_layers(ctx.onnx_fp32, activations=True) if n not in ctx.quantize_only)
+            q = ctx.plan.quantization
             ctx.lineage.append(ovs.quantize_nncf(ctx.onnx_fp32, out, ctx.x_cal, ctx.calib_sha,
-                                                 transformer="transformer" in ctx.plan.card.tags, keep_float=ignored))
+                                                 transformer="transformer" in ctx.plan.card.tags, keep_float=ignored,
+                                                 overflow_fix="enable" if q is not None and q.reduce_range else "first_layer",
+                                                 calibration_method=ctx.plan.calibration_method))
         return Artifact(precision, out, [out, out.with_suffix(".bin")], hint)
 
     def tensor_specs(self, model_path, card):

@@ -216,6 +216,9 @@ def make_plan(
         )
     if weights == "random":
         warnings.append("random weights: accuracy figures are meaningless; this bundle is for latency and size only")
+    isa_note = host_isa_warning(target, fmt, precision)
+    if isa_note:
+        warnings.append(isa_note)
     if precision == "fp16" and target.hardware.arch == "x86_64":
         warnings.append(f"fp16 on an x86-64 CPU halves the file but {spec.runtime} computes in fp32: expect no speed-up")
     calib_samples = calibration_samples or card.calibration_samples or target.calibration.samples
@@ -358,3 +361,25 @@ def _check_compression(card: Card, *, plan_fmt: str, plugin, source_kind: str, p
                              hint="choose --format onnx or openvino")
     if max_accuracy_drop is not None and not (0 <= max_accuracy_drop < 100):
         raise UsageError(f"--max-accuracy-drop {max_accuracy_drop:g} is not a number of points in [0, 100)", hint="e.g. --max-accuracy-drop 1.0")
+
+
+def host_isa_warning(target: Target, fmt: str, precision: str) -> str:
+    """What this host's instruction set does to the int8 figures measured here, when it
+    differs from the profile's in the way that matters (VNNI on x86-64)."""
+    from edgezoo import host
+
+    if precision != "int8" or fmt not in ("onnx", "openvino") or target.hardware.arch != "x86_64" or host.arch() != "x86_64":
+        return ""
+    if not host.isa():
+        return ""
+    profile_vnni = host.has_vnni(target.hardware.isa)
+    here = host.isa_label()
+    if profile_vnni and not host.has_vnni():
+        return (f"this host ({here}) lacks the VNNI of {target.id}'s profile: the int8 model uses full 8-bit weights, as the "
+                "target's CPU needs, but this host's int8 kernels (u8 x s8 pairs summed in 16 bits) saturate with them, so the "
+                "SQNR and agreement measured here understate what the target gets; measure on the target, or pass --target native "
+                "for a model quantized for this host")
+    if not profile_vnni and host.has_vnni():
+        return (f"{target.id}'s profile has no VNNI, so weights are quantized to 7 bits (no saturation there); this host ({here}) "
+                "has VNNI, so its int8 latency is not the target's")
+    return ""

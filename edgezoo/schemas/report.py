@@ -201,6 +201,7 @@ class HostInfo:
     cpus: int
     python: str
     note: str
+    isa: str = ""  # the host's instruction set as edgezoo reads it ("x86_64 AVX2+FMA, no VNNI"): int8 figures depend on it
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,17 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
     )
 
 
+NNCF_RANGES = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}  # activations' range estimator
+
+
 def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib_sha: str, transformer: bool = False,
-                  keep_float: tuple[str, ...] = ()) -> Step:
+                  keep_float: tuple[str, ...] = (), overflow_fix: str = "first_layer", calibration_method: str = "minmax") -> Step:
     """``transformer``: NNCF's transformer model type (SmoothQuant, and the attention's
     softmax and normalisation patterns kept in float), which static int8 of a transformer needs.
     ``keep_float``: ONNX node names left in float (NNCF's ignored scope; OpenVINO names a
-    convolution converted from ONNX node X ``X/WithoutBiases``, a Gemm ``X/MatMul``: hence patterns)."""
+    convolution converted from ONNX node X ``X/WithoutBiases``, a Gemm ``X/MatMul``: hence patterns).
+    ``overflow_fix``: "enable" (7-bit weights everywhere, for CPUs without VNNI) or "first_layer"
+    (NNCF's default). ``calibration_method`` picks the activations' range estimator (NNCF_RANGES)."""
     ov = _ov()
     nncf = require("nncf", extra="openvino", purpose="NNCF int8 quantization")
     import contextlib
@@ -75,10 +80,17 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
         # NNCF draws progress bars on the terminal, which would break --json and our own progress
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             extra = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+            from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+            adv = {"overflow_fix": OverflowFix.ENABLE if overflow_fix == "enable" else OverflowFix.FIRST_LAYER}
+            if calibration_method != "minmax":
+                adv["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet, NNCF_RANGES[calibration_method])
+            extra["advanced_parameters"] = AdvancedQuantizationParameters(**adv)
             if keep_float:
                 import re
 
-                extra["ignored_scope"] = nncf.IgnoredScope(patterns=["^" + re.escape(n) + "(/[^/]*)?$" for n in keep_float], validate=False)
+                extra["ignored_scope"] = nncf.IgnoredScope(patterns=["^" + re.escape(name) + "(/[^/]*)?$" for name in keep_float], validate=False)
             quantized = nncf.quantize(model, dataset, subset_size=n, **extra)
         ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
         canonicalize_names(out_xml)
@@ -89,4 +101,6 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
         params["model_type"] = "transformer"
     if keep_float:
         params["ignored_scope"] = list(keep_float)
+    params["overflow_fix"] = overflow_fix
+    params["activations_range"] = NNCF_RANGES[calibration_method].lower()
     return Step("quantize-static-int8", "nncf.quantize", nncf.__version__, params, sha256_file(onnx_path), sha256_file(out_xml.with_suffix(".bin")))
