@@ -107,7 +107,7 @@ def candidates(plan, *, prune_ratios, finetune_epochs: int, labelled: bool) -> t
         notes.append("dynamic-int8 left out: it quantizes a CNN's activations at run time, slower than fp32 (measured: see the README)")
     out = [Candidate(p) for p in precisions if p != "int8"]
     if "int8" in precisions:
-        if plan.format == "onnx":
+        if plan.format in ("onnx", "openvino"):  # OpenVINO: NNCF's range estimators (minmax, mean quantile, histogram)
             out += [Candidate("int8", m) for m in ("minmax", "entropy", "percentile")]
         elif plan.format in ("tflite",) and plan.source == "zoo" and plan.card.architecture not in ("tflite-file", "tflite-graph"):
             out += [Candidate("int8", tflite_quantizer=q) for q in ("pt2e", "aeq")]
@@ -171,6 +171,14 @@ def search(base_plan, plan_for, *, objective: str, max_drop: float | None, min_s
     skipped = []
     reference = None  # the unpruned fp32 quality: what accuracy drops are measured from
     for i, cand in enumerate(cands):
+        if cand.keep_float_auto and not cand.calibration_method:
+            # layers kept in float on top of the best calibration measured so far
+            plain = [r for r in results if r.ok and r.candidate.precision == "int8" and not r.candidate.prune
+                     and not r.candidate.keep_float_auto and r.candidate.calibration_method]
+            if plain:
+                best = max(plain, key=lambda r: (r.metric if r.metric is not None else -1.0,
+                                                 float("inf") if r.sqnr_db is None else r.sqnr_db))
+                cand = Candidate("int8", best.candidate.calibration_method, keep_float_auto=True)
         if time.monotonic() - t_start > budget_minutes * 60:
             skipped.append(cand.label)
             continue

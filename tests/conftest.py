@@ -23,6 +23,8 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # a registry nobody answers: a test that would fetch fails instead of reaching out
     monkeypatch.setenv("EDGEZOO_PYPI_INDEX", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("EDGEZOO_NPM_REGISTRY", "http://127.0.0.1:9/npm")
+    # `--no-cache` sets EDGEZOO_NO_CACHE in the CLI's process (here: the test's); undone after each test
+    monkeypatch.delenv("EDGEZOO_NO_CACHE", raising=False)
 
 
 def needs_pulled(model: str):

@@ -173,7 +173,7 @@ def test_optimize_finds_the_fastest_candidate_within_the_bound_and_exports_it(tm
             "--finetune-epochs", "3", "--out", str(out), "--json"]
     doc = json.loads(run_cli(*args).stdout)
     labels = [c["candidate"]["label"] for c in doc["candidates"]]
-    assert labels[0] == "fp32" and "int8, entropy" in labels and "int8, keep-float auto" in labels
+    assert labels[0] == "fp32" and "int8, entropy" in labels and any(label.endswith("keep-float auto") for label in labels)
     assert any(c["candidate"]["prune"] == 0.5 for c in doc["candidates"])
     feasible = [c for c in doc["candidates"] if c["feasible"]]
     winner = doc["winner"]

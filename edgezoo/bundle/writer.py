@@ -166,6 +166,7 @@ def build_report(result) -> Report:
         pruning=_pruning(result.pruning),
         keep_float=tuple(result.keep_float),
         keep_float_reason=result.keep_float_reason,
+        cache_hits=tuple(result.cache_hits),
         host=HostInfo(
             machine=platform.machine(), processor=_cpu_name(), cpus=os.cpu_count() or 1, python=platform.python_version(),
             note="latency is measured on this host with the target's thread count: a proxy for the device, not a device measurement",

@@ -344,10 +344,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--allow-over-budget", is_flag=True, help="Write the bundle even when a budget is exceeded.")
 @click.option("--dry-run", is_flag=True, help="Print the checked plan and stop.")
+@click.option("--no-cache", is_flag=True, help="Do not reuse (or store) stage results: every stage runs (see `edgezoo cache`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or plan) as JSON.")
 def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, calib_data, eval_data, task, card_path, license_,
                license_policy, calibration_method, calibration_samples, threads, tflite_quantizer, prune, finetune_epochs, keep_float,
-               max_accuracy_drop, min_sqnr, force, allow_over_budget, dry_run, as_json):
+               max_accuracy_drop, min_sqnr, force, allow_over_budget, dry_run, no_cache, as_json):
     """Export MODEL for a target, benchmark it on the target's runtime, and write a
     verifiable bundle (folder + .tar.gz). MODEL is a zoo id, an .onnx file (any exporter),
     a .pt2 ExportedProgram, or module.py:factory (your code returns an nn.Module).
@@ -377,6 +378,8 @@ def export_cmd(model, target, fmt, precision, out_dir, weights, input_shape, cal
     from edgezoo import api
     from edgezoo.intake import parse_input_shapes
 
+    if no_cache:
+        os.environ["EDGEZOO_NO_CACHE"] = "1"
     plan = api.plan_export(
         model, target, precision=precision, fmt=fmt, weights=weights, tflite_quantizer=tflite_quantizer,
         input_shape=parse_input_shapes(input_shape), calib_data=calib_data, eval_data=eval_data, task=task,
@@ -514,6 +517,8 @@ def _print_report(report) -> None:
         con.print(f"  {report.keep_float_reason}")
     for v in report.verdicts:
         con.print(f"- {v}")
+    if report.cache_hits:
+        con.print(f"reused from the stage cache: {', '.join(report.cache_hits)} (--no-cache to rebuild)")
 
 
 @cli.command("bench", epilog=EXIT_CODES)
@@ -841,7 +846,7 @@ def _sensitivity_plot(rows: list[dict], path: Path, title: str) -> None:
               help="Fine-tuning of pruned candidates on the card's training split.")
 @click.option("--budget-minutes", type=click.FloatRange(0.1), default=30.0, show_default=True,
               help="No new candidate starts after this time (the winner's export comes after).")
-@click.option("--no-cache", is_flag=True, help="Measure every candidate again (default: reuse measurements of identical candidates).")
+@click.option("--no-cache", is_flag=True, help="Measure every candidate again and rebuild every stage (default: reuse both).")
 @click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Where the winner's bundle, the search log (JSON) and the plot go.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
@@ -863,6 +868,9 @@ def optimize_cmd(model, target, fmt, weights, objective, max_accuracy_drop, min_
     """
     from edgezoo import api, optimize
     from edgezoo.errors import BudgetError, UsageError
+
+    if no_cache:
+        os.environ["EDGEZOO_NO_CACHE"] = "1"
 
     try:
         ratios = tuple(float(r) for r in prune_ratios.split(",") if r.strip())
@@ -1062,6 +1070,56 @@ def inspect_cmd(model, input_shape, targets_, as_json):
         for row in data["targets"]:
             t.add_row(row["target"], row["format"], row["runtime"], row["verdict"], style="" if row["ok"] else "red")
         con.print(t)
+
+
+@cli.group("cache")
+def cache_group():
+    """The stage cache: fp32 builds, int8 variants, BatchNorm re-estimation and reference
+    outputs reused across exports (keyed by every input, tool version and edgezoo's code).
+
+    \b
+    Examples:
+      edgezoo cache info
+      edgezoo cache clear
+      EDGEZOO_CACHE_LIMIT_MB=1024 edgezoo export ...    # a smaller bound (least recently used go first)
+      edgezoo export digits-cnn --target raspberrypi --no-cache
+    """
+
+
+@cache_group.command("info", epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def cache_info(as_json):
+    """Entries, size and limit of the stage cache, per stage."""
+    from edgezoo.pipeline import cache
+
+    doc = cache.info()
+    if as_json:
+        _emit_json(doc)
+        return
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title=f"stage cache {doc['path']} ({'on' if doc['enabled'] else 'OFF: EDGEZOO_NO_CACHE'})")
+    for col in ("stage", "entries", "MB"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for name, row in sorted(doc["stages"].items()):
+        t.add_row(name, str(row["entries"]), f"{row['bytes'] / 1e6:.1f}")
+    t.add_row("total", str(doc["entries"]), f"{doc['bytes'] / 1e6:.1f}", style="bold")
+    con.print(t)
+    con.print(f"limit {doc['limit_bytes'] / 1e6:.0f} MB ($EDGEZOO_CACHE_LIMIT_MB); least recently used entries are removed first")
+
+
+@cache_group.command("clear", epilog=EXIT_CODES)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def cache_clear(as_json):
+    """Remove every stage cache entry (weights and distributions are kept)."""
+    from edgezoo.pipeline import cache
+
+    n = cache.clear()
+    if as_json:
+        _emit_json({"removed": n})
+    else:
+        _console().print(f"removed {n} entries")
 
 
 @cli.group("card")

@@ -86,6 +86,7 @@ class Outcome:
     keep_float_trials: list = field(default_factory=list)
     sensitivity: list | None = None  # per-layer rows, worst first (`edgezoo sensitivity`, --keep-float auto)
     probe_samples: int = 0  # held-out samples the sensitivity probes ran on
+    cache_hits: list = field(default_factory=list)  # stages reused from the stage cache
 
     @property
     def bundle_dir(self) -> Path:
@@ -278,6 +279,8 @@ class Executor:
         self.seconds: dict[str, float] = {}
         self.failed_stages: list[str] = []
         self.profile: dict[str, dict[str, float]] = {}  # per stage: CPU seconds (own, children), peak memory
+        self.cache_hits: list[str] = []  # stages whose result came from the stage cache
+        self.model_key: str | None = None  # what the source model is, for cache keys (None: not cached)
 
     def stage(self, name: str) -> _Stage:
         return _Stage(self.seconds, name, self.progress, self.failed_stages, self.profile)
@@ -332,7 +335,7 @@ class Executor:
         ctx = Context(plan, work, list(plan.lineage_prefix), data.calib, calib_rec["sha256"] if calib_rec else ("noise" if check_only else ""),
                       check_only=check_only)
         out = Outcome(plan, {}, ctx.lineage, [], self.seconds, calibration=calib_rec, eval_note=data.eval_note,
-                      stage_profile=self.profile)
+                      stage_profile=self.profile, cache_hits=self.cache_hits)
         torch_ref = self._load_source(ctx, x_eval, check_only, labels)
         unpruned = None
         if (plan.prune is not None or plan.finetune_epochs) and not check_only:
@@ -341,13 +344,13 @@ class Executor:
                            else f"{plan.card.architecture} with {'seeded random' if plan.weights == 'random' else plan.weights} weights")
 
         with self.stage("check compatibility"):
-            early = fmt.prepare(ctx)
+            early = self._cached("prepare", ctx, lambda: fmt.prepare(ctx))
             if early is not None:
                 out.operators = compat.group(early)
                 if not self._operators_ok(out, check_only):
                     return out
         with self.stage(f"convert {plan.format} fp32"):
-            fp32 = fmt.fp32(ctx)
+            fp32 = self._cached("fp32", ctx, lambda: fmt.fp32(ctx))
         out.variants["fp32"] = Variant("fp32", fp32)
         place_on_variant = self.accelerator is not None and self.accelerator.placement_needs_quantized and plan.precision != "fp32"
         if early is None and not place_on_variant:
@@ -375,7 +378,8 @@ class Executor:
             t0 = time.perf_counter()
             try:
                 with self.stage(f"build {precision}"):
-                    art = fmt.variant(ctx, fp32, precision)
+                    art = self._cached("variant", ctx, lambda: fmt.variant(ctx, fp32, precision), precision=precision,
+                                       fp32=_files_digest(fp32))
             except EdgezooError as exc:
                 if not keep_going:
                     raise
@@ -473,18 +477,123 @@ class Executor:
                     shutil.copyfile(path, extras / name)
         ctx.weights_sha = src.sha256 if wpath is not None else f"random(seed={torch_to_onnx.SEED})"
         with self.stage("load model"):
+            recalib = ctx.x_cal[0] if plan.weights == "random" and not check_only else None
+            from edgezoo.pipeline import cache
+
+            self.model_key = cache.key("model", card=plan.card.id, version=plan.model_version, architecture=plan.card.architecture,
+                                       weights=ctx.weights_sha, recalib=cache.digest_arrays([recalib]) if recalib is not None else None)
             if self.shared.torch_model is None:
-                recalib = ctx.x_cal[0] if plan.weights == "random" and not check_only else None
-                self.shared.torch_model = torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
+                self.shared.torch_model = self._load_zoo_model(wpath, recalib)
             ctx.torch_model = self.shared.torch_model
             if not check_only:
                 ctx.x_cal = self.task.calibration_inputs(ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
             if self.shared.torch_ref is None and len(x_eval[0]):
-                if self.task.drives_model:
-                    self.shared.torch_ref = self.task.infer(torch_runner(ctx.torch_model), x_eval, labels, plan.card.task_options)
-                else:
-                    self.shared.torch_ref = torch_outputs(ctx.torch_model, x_eval)
+                self.shared.torch_ref = self._reference(ctx.torch_model, x_eval, labels)
         return self.shared.torch_ref
+
+    # -- the stage cache (edgezoo.pipeline.cache) ---------------------------------------------
+
+    def _load_zoo_model(self, wpath, recalib):
+        """The card's architecture with its weights; a random model's BatchNorm re-estimation
+        (a forward pass over the calibration samples) comes from the cache when it was done before."""
+        from edgezoo.pipeline import cache
+        from edgezoo.stages import torch_to_onnx
+
+        plan = self.plan
+        if recalib is None or plan.card.architecture in ("tflite-file", "tflite-graph"):
+            return torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
+        k = cache.key("bn-reestimate", model=self.model_key)
+        with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
+            if cache.get(k, Path(tmp)) is not None:
+                from safetensors.torch import load_file
+
+                from edgezoo.zoo import models
+
+                model = models.build(plan.card.architecture)
+                model.load_state_dict(load_file(str(Path(tmp) / "state.safetensors")), strict=True)
+                self.cache_hits.append("bn-reestimate")
+                return model.eval()
+            model = torch_to_onnx.load_model(plan.card, wpath, recalib=recalib)
+            from safetensors.torch import save_file
+
+            save_file({n: t.contiguous() for n, t in model.state_dict().items()}, str(Path(tmp) / "state.safetensors"))
+            cache.put(k, "bn-reestimate", Path(tmp), ["state.safetensors"], {"model": plan.card.id})
+            return model
+
+    def _reference(self, model, x_eval, labels):
+        """The source model's outputs on the evaluation inputs (what the fp32 export must match)."""
+        from edgezoo.pipeline import cache
+
+        plan = self.plan
+
+        def compute():
+            if self.task.drives_model:
+                return self.task.infer(torch_runner(model), x_eval, labels, plan.card.task_options)
+            return torch_outputs(model, x_eval)
+
+        if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
+            return compute()
+        k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
+                      eval=cache.digest_arrays(x_eval), labels=cache.digest_arrays([labels]) if labels is not None else None)
+        with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
+            if cache.get(k, Path(tmp)) is not None:
+                with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
+                    self.cache_hits.append("reference")
+                    return [d[f"o{i}"] for i in range(len(d.files))]
+            ref = compute()
+            np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(ref)})
+            cache.put(k, "reference", Path(tmp), ["outputs.npz"], {"model": plan.card.id})
+            return ref
+
+    def _cache_key(self, what: str, ctx: Context, **extra) -> str | None:
+        """Everything a format stage's result depends on, or None when it is not cached (a
+        check, your own PyTorch code, a TFLite source, compressed models)."""
+        from edgezoo.pipeline import cache
+        from edgezoo.schemas._strict import dump
+
+        plan = self.plan
+        if ctx.check_only or self.model_key is None or plan.source != "zoo" or plan.prune is not None or plan.finetune_epochs:
+            return None
+        card = plan.card
+        parts = {"model": self.model_key, "opset": plan.opset, "inputs": [dump(i) for i in card.inputs],
+                 "outputs": list(card.output_names), "tags": list(card.tags), "spec": dump(self.spec)}
+        if what == "variant":  # what only a quantized build depends on
+            parts.update(quantization=dump(plan.quantization) if plan.quantization is not None else None,
+                         calibration=plan.calibration_method, calib=cache.digest_arrays(ctx.x_cal), keep_float=list(ctx.keep_float),
+                         quantize_only=list(ctx.quantize_only), tflite_quantizer=plan.tflite_quantizer)
+        return cache.key(f"{what}:{plan.format}", **parts, **extra)
+
+    def _cached(self, what: str, ctx: Context, fn, **extra):
+        """Run a format stage through the stage cache: on a hit its files are copied into the
+        work folder and its lineage and context paths restored; on a miss it runs, and the
+        files it wrote, its lineage steps and its result are stored."""
+        from dataclasses import asdict
+
+        from edgezoo.pipeline import cache
+
+        k = self._cache_key(what, ctx, **extra) if cache.enabled() else None
+        if k is None:
+            return fn()
+        meta = cache.get(k, ctx.work)
+        if meta is not None:
+            for attr, rel in meta["ctx"].items():
+                setattr(ctx, attr, ctx.work / rel)
+            ctx.lineage.extend(Step(**{**st, "notes": tuple(st.get("notes", ()))}) for st in meta["lineage"])
+            self.cache_hits.append(f"{what} {self.plan.format}" + (f" {extra['precision']}" if "precision" in extra else ""))
+            return _decode(meta["result"], ctx.work)
+        before = {p for p in ctx.work.rglob("*") if p.is_file()}
+        attrs = {a: getattr(ctx, a) for a in _CTX_PATHS}
+        n = len(ctx.lineage)
+        result = fn()
+        encoded = _encode(result, ctx.work)
+        if encoded is None:
+            return result
+        changed = {a: str(getattr(ctx, a).relative_to(ctx.work)) for a in _CTX_PATHS
+                   if getattr(ctx, a) != attrs[a] and getattr(ctx, a) is not None and ctx.work in getattr(ctx, a).parents}
+        new = sorted(str(p.relative_to(ctx.work)) for p in ctx.work.rglob("*") if p.is_file() and p not in before)
+        cache.put(k, what, ctx.work, new, {"ctx": changed, "lineage": [asdict(st) for st in ctx.lineage[n:]], "result": encoded,
+                                           "model": self.plan.model_id, "format": self.plan.format})
+        return result
 
     def _load_tflite(self, ctx: Context, x_eval: list[np.ndarray], labels):
         """A float .tflite (the user's, or a zoo model that exists only as TFLite): copied
@@ -844,6 +953,37 @@ class Executor:
                     v.latency_by_threads[t] = measure(v.artifact.path, runtime=v.artifact.runtime, threads=t, config=v.artifact.config,
                                                       warmup=10, runs=50, min_seconds=1.0)
                 v.latency = v.latency_by_threads.get(self.plan.threads) or v.latency_by_threads[threads[-1]]
+
+
+_CTX_PATHS = ("onnx_source", "onnx_fp32")
+
+
+def _files_digest(art) -> str:
+    from edgezoo.pipeline import cache
+
+    return cache.digest_files(art.files) + repr(sorted(art.config.items())) + art.runtime
+
+
+def _encode(result, work: Path):
+    """A stage's return value as JSON, paths relative to the work folder; None when it cannot be stored."""
+    if result is None:
+        return {"type": "none"}
+    if isinstance(result, Artifact):
+        if work not in result.path.parents or any(work not in f.parents for f in result.files):
+            return None
+        return {"type": "artifact", "precision": result.precision, "path": str(result.path.relative_to(work)),
+                "files": [str(f.relative_to(work)) for f in result.files], "config": result.config, "runtime": result.runtime}
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        return {"type": "rows", "value": result}
+    return None
+
+
+def _decode(doc: dict, work: Path):
+    if doc["type"] == "none":
+        return None
+    if doc["type"] == "artifact":
+        return Artifact(doc["precision"], work / doc["path"], [work / f for f in doc["files"]], dict(doc["config"]), doc["runtime"])
+    return doc["value"]
 
 
 def host_arch() -> str:

@@ -230,6 +230,7 @@ class Report:
     pruning: Pruning | None = None
     keep_float: tuple[str, ...] = ()  # layers left in float in the quantized variant (--keep-float)
     keep_float_reason: str = ""
+    cache_hits: tuple[str, ...] = ()  # stages whose result came from the stage cache (edgezoo cache info)
 
     def validate(self) -> None:
         if self.schema_version != REPORT_SCHEMA_VERSION:
