@@ -202,13 +202,48 @@ def load_data(plan: Plan, streams: bool = False):
     splits for a zoo model, the user's samples (with a held-out part) for their own.
     ``streams``: the calibration split is kept whole (in order: the task derives the states
     of a streaming model from it and picks the calibration samples itself)."""
-    from edgezoo.intake.data import UserData, load_user_data
+    from edgezoo.intake.data import load_user_data
 
     card = plan.card
     if plan.source != "zoo":
         return load_user_data(card, plan.calib_data, plan.eval_data, plan.calibration_samples)
+    ev = card.evaluation
+    if ev.dataset.startswith("npz:"):  # a private catalog's file: read as it is now
+        return _load_zoo_data(plan, streams)
+    from edgezoo.pipeline import cache
+    from edgezoo.schemas._strict import dump
+
+    k = cache.key("data", card=card.id, version=plan.model_version, evaluation=dump(ev), preprocess=dump(card.preprocess),
+                  inputs=[dump(i) for i in card.inputs], task=card.task, samples=plan.calibration_samples, streams=streams)
+    with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
+        meta = cache.get(k, Path(tmp))
+        if meta is not None:
+            from edgezoo.intake.data import UserData
+
+            with np.load(Path(tmp) / "data.npz", allow_pickle=False) as d:
+                calib = [d[f"c{i}"] for i in range(meta["n_calib"])]
+                evs = [d[f"e{i}"] for i in range(meta["n_eval"])]
+                labels = d["labels"] if "labels" in d.files else None
+            data = UserData(calib, evs, labels, None, meta["record"], meta["eval_note"])
+            data.from_cache = True  # the executor lists it among the stages reused
+            return data
+        data = _load_zoo_data(plan, streams)
+        arrays = {**{f"c{i}": a for i, a in enumerate(data.calib)}, **{f"e{i}": a for i, a in enumerate(data.eval)}}
+        if data.labels is not None:
+            arrays["labels"] = data.labels
+        if all(np.asarray(a).dtype != object for a in arrays.values()):
+            np.savez(Path(tmp) / "data.npz", **arrays)
+            cache.put(k, "data", Path(tmp), ["data.npz"], {"n_calib": len(data.calib), "n_eval": len(data.eval), "record": data.record,
+                                                           "eval_note": data.eval_note, "model": card.id})
+        return data
+
+
+def _load_zoo_data(plan: Plan, streams: bool):
+    """The card's calibration and evaluation splits, preprocessed as the runner does."""
+    from edgezoo.intake.data import UserData
     from edgezoo.zoo import datasets
 
+    card = plan.card
     ev = card.evaluation
     calib = datasets.load_split(ev.dataset, ev.calibration_split)
     evs = datasets.load_split(ev.dataset, ev.eval_split)
@@ -326,6 +361,8 @@ class Executor:
                 data = _noise_calibration(plan)
             else:
                 data = self.shared.data or load_data(plan, streams=self.task.streams)
+                if self.shared.data is None and getattr(data, "from_cache", False):
+                    self.cache_hits.append("data")
                 self.shared.data = data
         x_eval, labels, calib_rec = data.eval, data.labels, data.record
         shortfall = []
@@ -534,7 +571,7 @@ class Executor:
         if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
             return compute()
         k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
-                      eval=cache.digest_arrays(x_eval), labels=cache.digest_arrays([labels]) if labels is not None else None)
+                      eval=self._eval_digest(x_eval, labels))
         with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
             if cache.get(k, Path(tmp)) is not None:
                 with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
@@ -544,6 +581,33 @@ class Executor:
             np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(ref)})
             cache.put(k, "reference", Path(tmp), ["outputs.npz"], {"model": plan.card.id})
             return ref
+
+    def _cached_outputs(self, v: Variant, x_eval, labels, infer):
+        """A variant's outputs on the evaluation inputs, reused when the same model file ran on
+        the same inputs in the same runtime (version, configuration and threads) before."""
+        from edgezoo.pipeline import cache
+
+        plan = self.plan
+        if not cache.enabled() or plan.source != "zoo" or self.model_key is None:
+            return infer()
+        k = cache.key("outputs", model_file=_files_digest(v.artifact), runtime=v.artifact.runtime, config=v.artifact.config,
+                      threads=plan.threads, task=plan.card.task, options=plan.card.task_options, eval=self._eval_digest(x_eval, labels))
+        with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
+            if cache.get(k, Path(tmp)) is not None:
+                with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
+                    self.cache_hits.append(f"outputs {v.precision}")
+                    return [d[f"o{i}"] for i in range(len(d.files))]
+            outputs = infer()
+            np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(outputs)})
+            cache.put(k, "outputs", Path(tmp), ["outputs.npz"], {"model": plan.card.id})
+            return outputs
+
+    def _eval_digest(self, x_eval, labels) -> str:
+        from edgezoo.pipeline import cache
+
+        if getattr(self, "_eval_sha", None) is None:
+            self._eval_sha = cache.digest_arrays([*x_eval, *([labels] if labels is not None else [])])
+        return self._eval_sha
 
     def _cache_key(self, what: str, ctx: Context, **extra) -> str | None:
         """Everything a format stage's result depends on, or None when it is not cached (a
@@ -922,8 +986,12 @@ class Executor:
                     continue
                 session = registry.runtime(v.artifact.runtime).open(v.artifact.path, self.plan.threads, v.artifact.config)
                 v.effective_precision = session.effective_precision()
-                outputs = (self.task.infer(session.run, x_eval, labels, self.plan.card.task_options) if self.task.drives_model
-                           else run_batch(session, x_eval))
+
+                def infer(session=session):
+                    return (self.task.infer(session.run, x_eval, labels, self.plan.card.task_options) if self.task.drives_model
+                            else run_batch(session, x_eval))
+
+                outputs = self._cached_outputs(v, x_eval, labels, infer)
                 if ref is None:
                     ref = outputs
                 v.quality = self.task.compare(ref, outputs, labels)
