@@ -85,6 +85,7 @@ class Result:
     spread: float | None = None
     size_bytes: int | None = None
     keep_float: list[str] = field(default_factory=list)
+    keep_float_reason: str = ""
     seconds: float = 0.0
     cached: bool = False
     pareto: bool = False
@@ -210,6 +211,7 @@ def search(base_plan, plan_for, *, objective: str, max_drop: float | None, min_s
                 res.spread = round(v.latency.spread, 4) if v.latency else None
                 res.size_bytes = v.size_bytes
                 res.keep_float = list(out.keep_float)
+                res.keep_float_reason = out.keep_float_reason
             except EdgezooError as exc:
                 res.error = str(exc).splitlines()[0][:300]
             res.seconds = round(time.monotonic() - t0, 2)

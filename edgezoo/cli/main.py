@@ -969,6 +969,8 @@ def _print_search(doc: dict) -> None:
               + (f"; SQNR >= {c['min_sqnr_db']:g} dB" if c["min_sqnr_db"] is not None else ""))
     if doc.get("bundle"):
         con.print(f"winner: {w}\n  same as: {doc['command']}\nbundle: {doc['bundle']}")
+        if doc["winner"].get("keep_float"):
+            con.print(f"  kept in float: {', '.join(doc['winner']['keep_float'])}\n  why: {doc['winner']['keep_float_reason']}")
     con.print(f"search log: {doc['log']}" + (f"\nplot: {doc['plot']}" if doc.get("plot") else "") + f"\nsearch time {doc['seconds']:.0f} s")
 
 
