@@ -139,7 +139,9 @@ def test_sensitivity_ranks_every_weighted_layer_worst_first(tmp_path):
     res = run_cli("sensitivity", "digits-cnn", "--target", "generic-cpu", "--plot", str(png), "--json")
     doc = json.loads(res.stdout)
     names = [r["layer"] for r in doc["layers"]]
-    assert sorted(names) == sorted(["/features/features.0/Conv", "/features/features.3/Conv", "/features/features.7/Conv", "/classifier/Gemm"])
+    # every weighted layer, and the weightless operator whose input int8 quantizes (the pooled mean)
+    assert sorted(names) == sorted(["/features/features.0/Conv", "/features/features.3/Conv", "/features/features.7/Conv", "/classifier/Gemm",
+                                    "/features/features.10/GlobalAveragePool"])
     sq = [r["sqnr_db"] if r["sqnr_db"] is not None else 1e9 for r in doc["layers"]]
     assert sq == sorted(sq)
     assert all(r["sqnr_db"] is None or 5 < r["sqnr_db"] < 80 for r in doc["layers"])

@@ -54,6 +54,20 @@ def convert(onnx_path: Path, out_xml: Path, *, compress_to_fp16: bool) -> Step:
     )
 
 
+_LAST_CONVERTED: dict = {}
+
+
+def _converted(ov, path: Path):
+    """``ov.convert_model`` of ``path``, converted once per file version and cloned for each
+    quantization (sensitivity probes quantize the same graph dozens of times)."""
+    st = path.stat()
+    k = (str(path), st.st_mtime_ns, st.st_size)
+    if k not in _LAST_CONVERTED:
+        _LAST_CONVERTED.clear()  # one graph at a time: bounded memory
+        _LAST_CONVERTED[k] = ov.convert_model(str(path))
+    return _LAST_CONVERTED[k].clone()
+
+
 NNCF_RANGES = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}  # activations' range estimator
 
 
@@ -72,7 +86,7 @@ def quantize_nncf(onnx_path: Path, out_xml: Path, calib: list[np.ndarray], calib
 
     nncf.set_log_level(logging.ERROR)
     try:
-        model = ov.convert_model(str(onnx_path))
+        model = _converted(ov, Path(onnx_path))
         n = len(calib[0])
         # one sample per item; several inputs go in as a tuple in the model's input order
         dataset = nncf.Dataset([calib[0][i : i + 1] if len(calib) == 1 else tuple(f[i : i + 1] for f in calib) for i in range(n)])
