@@ -89,6 +89,7 @@ def render(card, version=None, bundle: dict | None = None) -> str:
             f"- weights used: {bundle['weights']}",
             *([f"- tensors of the model file: {bundle['io']} (run.py converts to and from the float values described above)"]
               if bundle.get("io") else []),
+            *[f"- {line}" for line in bundle.get("compression", [])],
             "- measured accuracy, fidelity and latency: see `report.md`",
         ]
         lines += [f"- on the device: {note}" for note in bundle.get("deploy", [])]

@@ -175,6 +175,22 @@ def build_report(result) -> Report:
     )
 
 
+def _compression_lines(result) -> list[str]:
+    """What pruning, fine-tuning and layers kept in float changed against the card's model."""
+    lines = []
+    rec = result.pruning
+    if rec and rec.get("method"):
+        lines.append(f"**pruned** ({rec['method']}:{rec['ratio']:g}{', per layer: ' + ', '.join(f'{k}={v:g}' for k, v in rec['layers'].items()) if rec['layers'] else ''}): "
+                     f"{rec['params_after']:,} parameters (the card's model: {rec['params_before']:,}), {rec['macs_after']:,} MACs "
+                     f"({rec['macs_before']:,}); {rec.get('verdict', '')}")
+    if rec and rec.get("finetune"):
+        ft = rec["finetune"]
+        lines.append(f"**fine-tuned** {ft['epochs_run']} epochs on {ft['dataset']}:{ft['split']} ({ft['samples']} samples, AdamW lr {ft['lr']:g})")
+    if result.keep_float:
+        lines.append(f"**kept in float** in the int8 model ({len(result.keep_float)}): {', '.join(result.keep_float)}; {result.keep_float_reason}")
+    return lines
+
+
 def _host_isa() -> str:
     from edgezoo import host
 
@@ -298,6 +314,7 @@ def write_bundle(result, work: Path) -> None:
             "weights": plan.weights,
             "deploy": deploy_notes(plan),
             "io": _io_text(named_specs(fmt, model_path, plan.card)),
+            "compression": _compression_lines(result),
         },
     )
     (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")
