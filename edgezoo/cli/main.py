@@ -72,9 +72,9 @@ def cli(ctx, debug):
       edgezoo gate dist/digits-cnn-raspberrypi-int8 --baseline base.json --junit gate.xml
       edgezoo report dist/ --html report.html
       edgezoo bench dist/digits-cnn-raspberrypi-int8 --device ssh://pi@raspberrypi.local
-    edgezoo export resnet18 --target raspberrypi --weights random --prune structured:0.5
-    edgezoo optimize digits-cnn --target raspberrypi --max-accuracy-drop 1.0
-    edgezoo finetune digits-cnn --data ./my_digits/ --out my-digits
+      edgezoo export resnet18 --target raspberrypi --weights random --prune structured:0.5
+      edgezoo optimize digits-cnn --target raspberrypi --max-accuracy-drop 1.0
+      edgezoo finetune digits-cnn --data ./my_digits/ --out my-digits
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
