@@ -71,14 +71,14 @@ def build_variants(model_id: str, work: Path) -> tuple[dict, dict]:
         name = f"int8[{target_id}]"
         paths[name] = work / f"{model_id}-int8-{target_id}.onnx"
         t = time.perf_counter()
-        qo.quantize_static(paths["fp32"], paths[name], x_cal, cfg)
+        qo.quantize_static(paths["fp32"], paths[name], [x_cal], cfg)
         wall[name] = time.perf_counter() - t
     # the peer: quantize_static with all defaults, same calibration samples
     from onnxruntime.quantization import quantize_static
 
     paths["ort-default"] = work / f"{model_id}-ort-default.onnx"
     t = time.perf_counter()
-    quantize_static(str(paths["fp32"]), str(paths["ort-default"]), qo._Reader(card.input.name, x_cal))
+    quantize_static(str(paths["fp32"]), str(paths["ort-default"]), qo._Reader([card.input.name], [x_cal]))
     wall["ort-default"] = time.perf_counter() - t
     paths["dynamic-int8"] = work / f"{model_id}-dynamic.onnx"
     t = time.perf_counter()
