@@ -239,14 +239,9 @@ def make_plan(
     if source_path is None and (calib_data is not None or eval_data is not None):
         raise UsageError("--calib-data and --eval-data apply to your own models; a zoo card brings its own data",
                          hint=f"see `edgezoo info {card.id}` for the data it is calibrated and evaluated on")
-    _check_compression(card, plan_fmt=fmt, plugin=plugin, source_kind=source_kind, precision=precision, prune=prune,
+    _check_compression(card, plan_fmt=fmt, source_kind=source_kind, precision=precision, prune=prune,
                        finetune_epochs=finetune_epochs, keep_float=keep_float, max_accuracy_drop=max_accuracy_drop)
-    if prune is not None:
-        steps_extra = ["prune"]
-    else:
-        steps_extra = []
-    if finetune_epochs:
-        steps_extra.append("fine-tune")
+    steps_extra = (["prune"] if prune is not None else []) + (["fine-tune"] if finetune_epochs else [])
     keep_auto = keep_float == "auto"
     host = os.cpu_count() or 1
     n_threads = threads or min(target.threads, host)
@@ -273,7 +268,9 @@ def make_plan(
     elif source_kind != "zoo":
         steps += ["load-torch"]
     if not tflite_src:
-        steps += steps_extra
+        # pruning and fine-tuning change the PyTorch source, before any format is built from it
+        at = steps.index("load-torch") + 1 if "load-torch" in steps else (1 if source_path is None else 0)
+        steps[at:at] = steps_extra
         steps += plugin.steps(precision, spec)
         if keep_auto:
             steps.insert(steps.index("quantize-static-int8"), "sensitivity")
@@ -332,7 +329,7 @@ def _min_opset(source_kind: str, precision: str) -> int:
 KEEP_FLOAT_FORMATS = ("onnx", "openvino")
 
 
-def _check_compression(card: Card, *, plan_fmt: str, plugin, source_kind: str, precision: str, prune, finetune_epochs: int,
+def _check_compression(card: Card, *, plan_fmt: str, source_kind: str, precision: str, prune, finetune_epochs: int,
                        keep_float, max_accuracy_drop) -> None:
     """Pruning and fine-tuning work on a PyTorch module; layers kept in float need an int8
     build whose quantizer takes a list of layers to skip."""
