@@ -285,14 +285,9 @@ def _pareto(results, objective: str) -> None:
 
 
 def plot(doc: dict, path: Path) -> None:
-    from edgezoo.errors import require
+    from edgezoo.reports import pyplot, save_png
 
-    require("matplotlib", extra="report", purpose="plots")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [r for r in doc["candidates"] if r["ok"]]
     lat = doc["objective"] == "latency"
     xs = [r["p50_ms"] if lat else r["size_bytes"] / 1024 for r in rows]
@@ -318,8 +313,4 @@ def plot(doc: dict, path: Path) -> None:
                  fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path)

@@ -156,6 +156,22 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (one line naming the `report` extra when missing)."""
+    return _plt()
+
+
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` atomically (a temporary file renamed into place)."""
+    import os
+
+    data = _png(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "dynamic-int8": "v"}
 
 

@@ -785,7 +785,9 @@ def sensitivity_cmd(model, target, fmt, weights, calibration_method, calibration
     if keep_float_auto:
         doc["keep_float"] = {"layers": list(out.keep_float), "reason": out.keep_float_reason, "trials": out.keep_float_trials}
     if plot_path is not None:
-        _sensitivity_plot(rows, plot_path, f"{plan.model_id} on {plan.target_id} ({plan.runtime} int8): each layer quantized alone")
+        from edgezoo.pipeline.sensitivity import plot
+
+        plot(rows, plot_path, f"{plan.model_id} on {plan.target_id} ({plan.runtime} int8): each layer quantized alone")
         doc["plot"] = str(plot_path)
     if as_json:
         _emit_json(doc)
@@ -808,31 +810,6 @@ def sensitivity_cmd(model, target, fmt, weights, calibration_method, calibration
         con.print(f"  use: edgezoo export {plan.model_id} --target {plan.target_id} --format {plan.format} --precision int8 --keep-float auto")
     if plot_path is not None:
         con.print(f"plot: {plot_path}")
-
-
-def _sensitivity_plot(rows: list[dict], path: Path, title: str) -> None:
-    from edgezoo.errors import require
-
-    require("matplotlib", extra="report", purpose="plots")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    vals = [60.0 if r["sqnr_db"] is None else min(r["sqnr_db"], 60.0) for r in rows]
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.22 * len(rows) + 1)))
-    y = range(len(rows))
-    ax.barh(list(y), vals, color=["#c0392b" if v < 20 else "#2e86c1" for v in vals])
-    ax.set_yticks(list(y), [r["layer"] for r in rows], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("output SQNR vs fp32 with only this layer quantized (dB, higher is better; capped at 60)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 @cli.command("optimize", epilog=EXIT_CODES)

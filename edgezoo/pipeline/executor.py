@@ -572,15 +572,7 @@ class Executor:
             return compute()
         k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
                       eval=self._eval_digest(x_eval, labels))
-        with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
-            if cache.get(k, Path(tmp)) is not None:
-                with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
-                    self.cache_hits.append("reference")
-                    return [d[f"o{i}"] for i in range(len(d.files))]
-            ref = compute()
-            np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(ref)})
-            cache.put(k, "reference", Path(tmp), ["outputs.npz"], {"model": plan.card.id})
-            return ref
+        return self._cached_arrays(k, "reference", "reference", compute)
 
     def _cached_outputs(self, v: Variant, x_eval, labels, infer):
         """A variant's outputs on the evaluation inputs, reused when the same model file ran on
@@ -592,15 +584,21 @@ class Executor:
             return infer()
         k = cache.key("outputs", model_file=_files_digest(v.artifact), runtime=v.artifact.runtime, config=v.artifact.config,
                       threads=plan.threads, task=plan.card.task, options=plan.card.task_options, eval=self._eval_digest(x_eval, labels))
+        return self._cached_arrays(k, "outputs", f"outputs {v.precision}", infer)
+
+    def _cached_arrays(self, k: str, stage: str, label: str, compute) -> list[np.ndarray]:
+        """A list of arrays from the stage cache under key ``k``, or computed and stored."""
+        from edgezoo.pipeline import cache
+
         with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
             if cache.get(k, Path(tmp)) is not None:
                 with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
-                    self.cache_hits.append(f"outputs {v.precision}")
+                    self.cache_hits.append(label)
                     return [d[f"o{i}"] for i in range(len(d.files))]
-            outputs = infer()
-            np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(outputs)})
-            cache.put(k, "outputs", Path(tmp), ["outputs.npz"], {"model": plan.card.id})
-            return outputs
+            arrays = compute()
+            np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(arrays)})
+            cache.put(k, stage, Path(tmp), ["outputs.npz"], {"model": self.plan.card.id})
+            return arrays
 
     def _eval_digest(self, x_eval, labels) -> str:
         from edgezoo.pipeline import cache

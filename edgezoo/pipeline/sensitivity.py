@@ -154,3 +154,20 @@ def choose_keep_float(ranked: list[LayerRow], probe: Callable, fp32_q, goal: Goa
     worst = ", ".join(f"{r.layer} ({'exact' if r.sqnr_db is None else f'{r.sqnr_db:.1f} dB'} alone)" for r in ranked[:hi][:4])
     return KeepFloatChoice(kept, True, f"{hi} of {len(ranked)} weighted layers kept in float, the most sensitive when quantized alone: "
                                        f"{worst}{', ...' if hi > 4 else ''}; with them the goal ({goal.describe()}) is met", trials)
+
+
+def plot(rows: list[dict], path, title: str) -> None:
+    """A bar per layer (``LayerRow.as_dict`` rows, worst first): its SQNR when quantized alone."""
+    from edgezoo.reports import pyplot, save_png
+
+    plt = pyplot()
+    vals = [60.0 if r["sqnr_db"] is None else min(r["sqnr_db"], 60.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.22 * len(rows) + 1)))
+    y = list(range(len(rows)))
+    ax.barh(y, vals, color=["#c0392b" if v < 20 else "#2e86c1" for v in vals])
+    ax.set_yticks(y, [r["layer"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("output SQNR vs fp32 with only this layer quantized (dB, higher is better; capped at 60)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_png(fig, path)
