@@ -50,7 +50,8 @@ def render(card, version=None, bundle: dict | None = None) -> str:
         lines.append(f"Sentences, tokenized by the bundled `tokenizer.json` into {card.input.shape[1]} token ids and an attention mask "
                      "(longer sentences are truncated, and the runner says so); the ids as they are:")
     elif p.kind == "audio":
-        lines.append("16 kHz mono audio (a 16-bit PCM WAV file for the runner); the task's front end (see the description) "
+        fe = f" (`{p.frontend}`)" if p.frontend else ""
+        lines.append(f"16 kHz mono audio (a 16-bit PCM WAV file for the runner); the task's front end{fe} (see the description) "
                      "makes the model's input, then:")
     elif p.kind == "features":
         cols = f" (columns: {', '.join(p.features)})" if p.features else ""

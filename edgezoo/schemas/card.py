@@ -139,6 +139,7 @@ class Preprocess:
     resize: int | None = None
     crop: int | None = None
     features: tuple[str, ...] = ()  # kind "features": the column names, in the model's order
+    frontend: str | None = None  # kind "audio" keyword models: logmel40 (default) or mfcc10 (MLPerf Tiny)
 
     def validate(self) -> None:
         if len(self.mean) != len(self.std):
@@ -147,6 +148,8 @@ class Preprocess:
             raise ValueError("preprocess.std must be positive")
         if self.kind == "image" and not (self.resize and self.crop):
             raise ValueError("preprocess of kind 'image' needs 'resize' and 'crop'")
+        if self.frontend is not None and (self.kind != "audio" or self.frontend not in ("logmel40", "mfcc10")):
+            raise ValueError("preprocess.frontend is for kind 'audio' and is 'logmel40' or 'mfcc10'")
         if self.kind == "features" and self.features and len(self.features) != len(self.mean):
             raise ValueError(f"preprocess.features names {len(self.features)} columns but mean has {len(self.mean)} values")
 

@@ -7,15 +7,21 @@ import numpy as np
 from edgezoo.bundle.runner import read_wav
 
 # --- run.py ---
-# Task: keyword spotting. Reads a 16 kHz mono WAV, computes log-mel features (numpy only),
-# and prints the keyword heard in each second (one window, or a sliding window over a
-# longer recording).
+# Task: keyword spotting. Reads a 16 kHz mono WAV, computes the model's features (numpy only;
+# the manifest's preprocess.frontend names them) and prints the keyword heard in each second
+# (one window, or a sliding window over a longer recording).
 KWS_RATE = 16000
 WINDOW = 480  # 30 ms
 HOP = 320  # 20 ms
 N_FFT = 512
 N_MELS = 40
 FRAMES = 49  # one second
+MFCC_COEFFS = 10
+# logmel40: 40 log-mel energies, 60-7600 Hz (edgezoo's own keyword models);
+# mfcc10: the MLPerf Tiny keyword-spotting reference (its get_dataset.py, tf.signal): the clip
+# divided by its peak, STFT magnitude (periodic Hann), 40 HTK mel bands 20-4000 Hz without
+# the DC bin, log(x + 1e-6), DCT-II scaled by 1/sqrt(2 * 40), the first 10 coefficients.
+FRONTENDS = {"logmel40": N_MELS, "mfcc10": MFCC_COEFFS}
 SCAN_HOP_S = 0.25
 MIN_SCORE = 0.6  # a keyword is reported when its probability reaches this
 
@@ -36,14 +42,49 @@ def _mel_filters():
     return fb
 
 
-def features(audio):
-    """One second of 16 kHz audio (shorter is zero-padded) -> (1, 49, 40) log-mel energies."""
+def _htk_mel_matrix(n_mels, low, high):
+    """(n_mels, N_FFT // 2 + 1) triangles on the HTK mel scale, the DC bin left out (as
+    tf.signal.linear_to_mel_weight_matrix builds them)."""
+    def hz2mel(f):
+        return 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)
+
+    bins = hz2mel(np.linspace(0.0, KWS_RATE / 2, N_FFT // 2 + 1)[1:])[:, None]
+    edges = np.linspace(hz2mel(low), hz2mel(high), n_mels + 2)
+    lo, mid, hi = edges[:-2][None], edges[1:-1][None], edges[2:][None]
+    w = np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+    return np.concatenate([np.zeros((1, n_mels)), w]).T
+
+
+def _mfcc10(x):
+    peak = float(np.max(x))
+    x = np.clip(x / peak if peak > 0 else x, -1.0, 1.0)
+    n = np.arange(WINDOW)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WINDOW)  # periodic Hann
+    frames = np.stack([x[i * HOP : i * HOP + WINDOW] * window for i in range(FRAMES)])
+    mel = np.abs(np.fft.rfft(frames, N_FFT)) @ _htk_mel_matrix(N_MELS, 20.0, 4000.0).T
+    log_mel = np.log(mel + 1e-6)
+    k = np.arange(MFCC_COEFFS)[:, None]
+    dct = 2.0 * np.cos(np.pi * k * (2 * np.arange(N_MELS)[None] + 1) / (2 * N_MELS)) / np.sqrt(2.0 * N_MELS)
+    return log_mel @ dct.T
+
+
+def features(audio, frontend="logmel40"):
+    """One second of 16 kHz audio (shorter is zero-padded) -> (1, 49, C) features:
+    C = 40 log-mel energies (``logmel40``) or 10 MFCCs (``mfcc10``)."""
+    if frontend not in FRONTENDS:
+        raise ValueError(f"unknown keyword-spotting front end {frontend!r} (known: {', '.join(FRONTENDS)})")
     x = np.zeros(KWS_RATE, np.float64)
     a = np.asarray(audio, np.float64)[:KWS_RATE]
     x[: len(a)] = a
+    if frontend == "mfcc10":
+        return _mfcc10(x).astype(np.float32)[None]
     frames = np.stack([x[i * HOP : i * HOP + WINDOW] * np.hanning(WINDOW) for i in range(FRAMES)])
     power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
     return np.log(power @ _mel_filters().T + 1e-6).astype(np.float32)[None]
+
+
+def frontend_of(manifest):
+    return (manifest.get("preprocess") or {}).get("frontend") or "logmel40"
 
 
 def softmax(z):
@@ -70,7 +111,8 @@ def read_input(path, manifest):
 
 def infer(session, audio, manifest):
     starts = [0] if len(audio) <= KWS_RATE else range(0, len(audio) - KWS_RATE + 1, int(SCAN_HOP_S * KWS_RATE))
-    return [np.concatenate([np.asarray(session.run([features(audio[s : s + KWS_RATE])[None]])[0]) for s in starts]),
+    fe = frontend_of(manifest)
+    return [np.concatenate([np.asarray(session.run([features(audio[s : s + KWS_RATE], fe)[None]])[0]) for s in starts]),
             np.array([s / KWS_RATE for s in starts])]
 
 

@@ -176,7 +176,9 @@ def _faces(split: str, size: int = 160) -> Split:
     calib: 40 face crops and 40 windows of photographs without people, 48x48 (the model's
     input); eval: 30 scenes of 160x160, photograph backgrounds with 0-2 of the other faces
     pasted at random sizes (36-80 px) and places; labels are the pasted boxes (image, x1, y1,
-    x2, y2): truth by construction."""
+    x2, y2): truth by construction. calib-scenes: 40 scenes made the same way from the
+    calibration faces (none of them in eval), for single-shot detectors, whose activations
+    on a whole scene differ from those on one face filling the frame."""
     data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled LFW subset")
     from PIL import Image
 
@@ -200,9 +202,11 @@ def _faces(split: str, size: int = 160) -> Split:
             bg = backgrounds[int(rng.integers(len(backgrounds)))]
             out.append(np.asarray(Image.fromarray(crop(bg, int(rng.integers(40, 200)))).resize((48, 48), Image.BILINEAR)))
         return Split("face-composites", split, np.stack(out), None)
+    if split == "calib-scenes":
+        rng = np.random.default_rng(FACE_SEED + 3)
     scenes, boxes = [], []
-    pool = list(order[40:])
-    for i in range(30):
+    pool = list(order[:40]) * 2 if split == "calib-scenes" else list(order[40:])
+    for i in range(40 if split == "calib-scenes" else 30):
         bg = backgrounds[int(rng.integers(len(backgrounds)))]
         scene = np.array(Image.fromarray(crop(bg, int(rng.integers(size, 400)))).resize((size, size), Image.BILINEAR))
         placed = []
@@ -229,14 +233,20 @@ def _gestures(split: str) -> Split:
     return Split("imu-gestures-synth", split, x.transpose(0, 2, 1).copy(), y)
 
 
-def _keywords(split: str) -> Split:
+def _keywords(frontend: str):
     """One-second clips of keywords, other words and noise spoken by voices that the
-    training split never uses (edgezoo.zoo.speech_commands), as the runner's log-mel frames."""
-    from edgezoo.tasks.run_kws import features
-    from edgezoo.zoo import speech_commands
+    training split never uses (edgezoo.zoo.speech_commands), as the runner's features
+    (``speech-commands-synth``: log-mel frames; ``-mfcc10``: the MLPerf Tiny MFCCs)."""
+    name = "speech-commands-synth" + ("" if frontend == "logmel40" else f"-{frontend}")
 
-    audio, labels = speech_commands.load(split)
-    return Split("speech-commands-synth", split, np.stack([features(a) for a in audio]), labels)
+    def load(split: str) -> Split:
+        from edgezoo.tasks.run_kws import features
+        from edgezoo.zoo import speech_commands
+
+        audio, labels = speech_commands.load(split)
+        return Split(name, split, np.stack([features(a, frontend) for a in audio]), labels)
+
+    return name, load
 
 
 def _sentence_pairs(split: str) -> Split:
@@ -264,8 +274,8 @@ def _breast_cancer_anomaly(split: str) -> Split:
 
 PROVIDERS = {"sklearn-digits": (_digits, tuple(DIGITS_SPLITS)), "skimage-photos": (_photo_crops, tuple(PHOTO_SPLITS)),
              "sentence-pairs": (_sentence_pairs, ("calib", "eval")), "skimage-vww": (_vww, tuple(VWW_SPLITS)),
-             "speech-commands-synth": (_keywords, ("calib", "eval")),
-             "face-composites": (_faces, ("calib", "eval")),
+             **{name: (fn, ("calib", "eval")) for name, fn in (_keywords("logmel40"), _keywords("mfcc10"))},
+             "face-composites": (_faces, ("calib", "calib-scenes", "eval")),
              "imu-gestures-synth": (_gestures, ("train", "calib", "eval")),
              "sklearn-breast-cancer-anomaly": (_breast_cancer_anomaly, ("train", "calib", "eval")),
              "speech-synth-16k": (_speech, ("calib", "eval"))}

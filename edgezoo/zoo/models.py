@@ -37,8 +37,9 @@ def _digits_cnn():
 
 def _kws_dscnn(width: int = 64):
     """A depthwise-separable CNN for keyword spotting (the MLPerf Tiny DS-CNN layout, 64
-    channels; ``edgezoo.kws_dscnn:32`` is half as wide) on 49 x 40 log-mel frames: one second
-    of audio in, 12 scores out."""
+    channels; ``edgezoo.kws_dscnn:32`` is half as wide) on 49 frames of features (40 log-mel
+    bands, or the MLPerf reference's 10 MFCCs: the card's input shape): one second of audio
+    in, 12 scores out."""
     import torch.nn as nn
 
     def block(cin, cout, k, stride, pad, groups=1):
