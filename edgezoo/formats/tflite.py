@@ -78,14 +78,17 @@ class TfliteFormat(Format):
         out = ctx.work / f"{precision}.tflite"
         if precision == "int8":
             choice = ctx.plan.tflite_quantizer if ctx.torch_model is not None else "aeq"  # no module: quantize the flatbuffer
-            if choice == "auto" and ctx.plan.quantization is not None and ctx.plan.quantization.integer_io:
-                choice = "pt2e"  # int8 inputs and outputs: AI Edge Quantizer keeps float I/O
             if choice == "aeq":
                 ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha))
             elif choice == "pt2e":
                 ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
             else:
                 ctx.lineage.append(self.auto_int8(ctx, fp32, out))
+            if ctx.plan.quantization is not None and ctx.plan.quantization.integer_io:
+                # the Edge TPU takes int8 inputs and outputs; a float edge left by a quantizer goes
+                step = tl.integer_io(out)
+                if step.output_sha256 != step.input_sha256:
+                    ctx.lineage.append(step)
         elif precision == "dynamic-int8":
             ctx.lineage.append(tl.quantize_aeq_dynamic(fp32.path, out))
         else:

@@ -63,6 +63,21 @@ def build(path: Path):
     return TfliteGraph(path, torch)
 
 
+class _ChannelPad:
+    """A tensor with ``before`` and ``after`` zero channels, not yet built."""
+
+    def __init__(self, x, before: int, after: int):
+        self.x, self.before, self.after = x, before, after
+
+    def materialise(self):
+        import torch
+
+        n, _, h, w = self.x.shape
+        parts = ([self.x.new_zeros((n, self.before, h, w))] if self.before else []) + [self.x] + \
+                ([self.x.new_zeros((n, self.after, h, w))] if self.after else [])
+        return torch.cat(parts, dim=1)
+
+
 def _same_pad(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     eff = (k - 1) * dilation + 1
     out = -(-size // stride)
@@ -156,6 +171,21 @@ class TfliteGraph(_tensor_module()):
 
         for n, op in enumerate(self.ops):
             name, ins, outs, opt = op["name"], op["ins"], op["outs"], op["opt"]
+            padded = {i: vals[i] for i in ins if isinstance(vals.get(i), _ChannelPad)}
+            if name == "ADD" and len(padded) == 1 and all(i in vals for i in ins):
+                # a residual added to a channel-padded input (BlazeFace): the padded channels only
+                # pass the other operand through, so add the unpadded input to its own channels and
+                # concatenate; no zero tensor, which int8 converters cannot lay out as NHWC
+                (i_pad, cp), = padded.items()
+                other = vals[ins[1] if ins[0] == i_pad else ins[0]]
+                c = cp.x.shape[1]
+                parts = ([other[:, : cp.before]] if cp.before else []) + [other[:, cp.before : cp.before + c] + cp.x] + \
+                        ([other[:, cp.before + c :]] if cp.after else [])
+                y = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+                vals[outs[0]], layout[outs[0]] = self._act(y, getattr(opt, "fusedActivationFunction", None), F), "nchw"
+                continue
+            for i, cp in padded.items():
+                vals[i] = cp.materialise()
             if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 x = vals[ins[0]]
                 w = self.params[f"w{n}"]
@@ -194,12 +224,9 @@ class TfliteGraph(_tensor_module()):
                     if any(p[1] + p[2]):  # spatial: (W, H), last dimension first; constant_pad_nd is the
                         # aten op litert-torch's NHWC rewriter lowers (aten.pad, which F.pad traces to, it refuses)
                         x = torch.constant_pad_nd(x, (p[2][0], p[2][1], p[1][0], p[1][1]), 0.0)
-                    if any(p[3]):  # channels (BlazeFace's residual "channel padding"): zeros concatenated,
-                        # which the int8 converters lower as a concatenation rather than a channel-axis PAD
-                        n_, _, h_, w_ = x.shape
-                        parts = ([x.new_zeros((n_, p[3][0], h_, w_))] if p[3][0] else []) + [x] + \
-                                ([x.new_zeros((n_, p[3][1], h_, w_))] if p[3][1] else [])
-                        x = torch.cat(parts, dim=1)
+                    if any(p[3]):  # channels (BlazeFace's residual "channel padding"): kept symbolic; an
+                        # ADD folds it away, any other consumer gets zeros concatenated (_ChannelPad)
+                        x = _ChannelPad(x, p[3][0], p[3][1])
                     vals[outs[0]], layout[outs[0]] = x, "nchw"
                 else:
                     pads = tuple(int(v) for pair in p[::-1] for v in pair)
@@ -249,6 +276,6 @@ class TfliteGraph(_tensor_module()):
                 raise ModelFileError(f"operator {name} is not rebuilt by the bridge")
         res = []
         for o in self.outputs:
-            y = vals[o]
+            y = vals[o].materialise() if isinstance(vals[o], _ChannelPad) else vals[o]
             res.append(y.permute(0, 2, 3, 1) if layout[o] == "nchw" else y)
         return tuple(res) if len(res) > 1 else res[0]
