@@ -169,6 +169,7 @@ class Evaluation:
     metric: str  # the task's gate metric on labelled data ("top1", "accuracy", "r2", ...), or "fidelity" (unlabelled)
     description: str
     train_split: str = ""  # the labelled split fine-tuning may use (never the calibration or evaluation split)
+    samples: int = 0  # judge on the first N samples of eval_split (0: all); every variant is run on each of them
 
 
 @dataclass(frozen=True)
