@@ -40,7 +40,8 @@ class Context:
     lineage: list
     x_cal: list[np.ndarray]  # calibration samples, one array per model input
     calib_sha: str
-    torch_model: object = None
+    _torch_model: object = None  # the PyTorch source (``torch_model``), or built on first use by ``torch_loader``
+    torch_loader: object = None  # zoo models: built only when a stage needs them (a cached export may not)
     onnx_source: Path | None = None  # the raw ONNX graph (exported from PyTorch or the user's file)
     onnx_fp32: Path | None = None  # simplified fp32 ONNX, shared by formats built from ONNX
     tflite_source: Path | None = None  # a float .tflite the user (or a zoo card) brought: no PyTorch module, no ONNX
@@ -52,6 +53,21 @@ class Context:
     @property
     def spec(self):
         return self.plan.target.formats[self.plan.format]
+
+    @property
+    def torch_model(self):
+        if self._torch_model is None and self.torch_loader is not None:
+            self._torch_model = self.torch_loader()
+        return self._torch_model
+
+    @torch_model.setter
+    def torch_model(self, model) -> None:
+        self._torch_model, self.torch_loader = model, None
+
+    @property
+    def has_torch(self) -> bool:
+        """Whether the source is a PyTorch module (built or still to build)."""
+        return self._torch_model is not None or self.torch_loader is not None
 
 
 class Format(abc.ABC):

@@ -77,7 +77,7 @@ class TfliteFormat(Format):
 
         out = ctx.work / f"{precision}.tflite"
         if precision == "int8":
-            choice = ctx.plan.tflite_quantizer if ctx.torch_model is not None else "aeq"  # no module: quantize the flatbuffer
+            choice = ctx.plan.tflite_quantizer if ctx.has_torch else "aeq"  # no module: quantize the flatbuffer
             if choice == "aeq":
                 ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha))
             elif choice == "pt2e":

@@ -36,7 +36,7 @@ class TflmFormat(TfliteFormat):
         """Before any conversion: operators PT2E would leave in float make the model unfit for
         microcontroller int8 kernels; the quantizer's annotation says so in seconds (the
         built model is checked again after quantization)."""
-        if ctx.torch_model is None or not len(ctx.x_cal[0]):
+        if not ctx.has_torch or not len(ctx.x_cal[0]):
             return None
         from edgezoo.errors import BudgetError
         from edgezoo.stages import torch_to_litert as tl
@@ -67,7 +67,7 @@ class TflmFormat(TfliteFormat):
         from edgezoo.stages import torch_to_litert as tl
 
         out = ctx.work / "int8.tflite"
-        if ctx.torch_model is None:  # a TFLite source: AI Edge Quantizer on the flatbuffer, then integer I/O
+        if not ctx.has_torch:  # a TFLite source: AI Edge Quantizer on the flatbuffer, then integer I/O
             ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha))
             ctx.lineage.append(tl.integer_io(out))
         else:

@@ -526,13 +526,20 @@ class Executor:
 
             self.model_key = cache.key("model", card=plan.card.id, version=plan.model_version, architecture=plan.card.architecture,
                                        weights=ctx.weights_sha, recalib=cache.digest_arrays([recalib]) if recalib is not None else None)
-            if self.shared.torch_model is None:
-                self.shared.torch_model = self._load_zoo_model(wpath, recalib)
-            ctx.torch_model = self.shared.torch_model
+
+            def build():  # on first use: a fully cached export never builds (nor imports) the model
+                if self.shared.torch_model is None:
+                    self.shared.torch_model = self._load_zoo_model(wpath, recalib)
+                return self.shared.torch_model
+
+            if self.shared.torch_model is not None:
+                ctx.torch_model = self.shared.torch_model
+            else:
+                ctx.torch_loader = build
             if not check_only:
-                ctx.x_cal = self.task.calibration_inputs(ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
+                ctx.x_cal = self.task.calibration_inputs(lambda: ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
             if self.shared.torch_ref is None and len(x_eval[0]):
-                self.shared.torch_ref = self._reference(ctx.torch_model, x_eval, labels)
+                self.shared.torch_ref = self._reference(lambda: ctx.torch_model, x_eval, labels)
         return self.shared.torch_ref
 
     # -- the stage cache (edgezoo.pipeline.cache) ---------------------------------------------
@@ -564,7 +571,7 @@ class Executor:
             cache.put(k, "bn-reestimate", Path(tmp), ["state.safetensors"], {"model": plan.card.id})
             return model
 
-    def _reference(self, model, x_eval, labels):
+    def _reference(self, get_model, x_eval, labels):
         """The source model's outputs on the evaluation inputs (what the fp32 export must match)."""
         from edgezoo.pipeline import cache
 
@@ -572,8 +579,8 @@ class Executor:
 
         def compute():
             if self.task.drives_model:
-                return self.task.infer(torch_runner(model), x_eval, labels, plan.card.task_options)
-            return torch_outputs(model, x_eval)
+                return self.task.infer(torch_runner(get_model()), x_eval, labels, plan.card.task_options)
+            return torch_outputs(get_model(), x_eval)
 
         if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
             return compute()
@@ -835,7 +842,7 @@ class Executor:
         plan, fmt, rec = self.plan, self.format, out.pruning
         sub = ctx.work / "unpruned"
         sub.mkdir()
-        uctx = dataclasses.replace(ctx, work=sub, lineage=[], torch_model=unpruned, onnx_source=None, onnx_fp32=None)
+        uctx = dataclasses.replace(ctx, work=sub, lineage=[], _torch_model=unpruned, torch_loader=None, onnx_source=None, onnx_fp32=None)
         fmt.prepare(uctx)
         uf = fmt.fp32(uctx)
         art = uf if plan.precision == "fp32" else fmt.variant(uctx, uf, plan.precision)

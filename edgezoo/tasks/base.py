@@ -53,10 +53,10 @@ class Task(abc.ABC):
         per_sample = [run_one([f[i : i + 1] for f in feeds]) for i in range(len(feeds[0]))]
         return [np.concatenate([np.asarray(s[k]) for s in per_sample], axis=0) for k in range(len(per_sample[0]))]
 
-    def calibration_inputs(self, torch_model, x_cal: list[np.ndarray], count: int) -> list[np.ndarray]:
+    def calibration_inputs(self, get_model, x_cal: list[np.ndarray], count: int) -> list[np.ndarray]:
         """The calibration samples a quantizer sees (``x_cal`` holds ``count`` of them, or for a
         streaming task the whole calibration sequence, from which it picks ``count`` with the
-        states the fp32 model reaches there)."""
+        states the fp32 model reaches there; ``get_model()`` gives the PyTorch model)."""
         return x_cal
 
     def dataset_inputs(self, split, card) -> list[np.ndarray] | None:

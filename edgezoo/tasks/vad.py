@@ -70,12 +70,12 @@ class VoiceActivity(Task):
             probs[idx, 0] = post.stream(run_one, feeds[0][idx], state_shape)
         return [probs]
 
-    def calibration_inputs(self, torch_model, x_cal, count):
+    def calibration_inputs(self, get_model, x_cal, count):
         # the states the fp32 model reaches while listening to the calibration audio, in order,
         # then ``count`` windows spread evenly over all of it (every clip, speech and noise)
         from edgezoo.pipeline.executor import torch_runner
 
-        run = torch_runner(torch_model)
+        run = torch_runner(get_model())
         state = np.zeros((1, *x_cal[1].shape[1:]), np.float32)
         states = np.zeros_like(x_cal[1])
         for i in range(len(x_cal[0])):
