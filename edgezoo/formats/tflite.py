@@ -124,7 +124,10 @@ class TfliteFormat(Format):
         scores = {"aeq": sqnr_db(ref, run_batch(rt.open(cands["aeq"], threads), probe)[0])}
         pt2e = tl.Pt2eQuantized(ctx.torch_model, ctx.plan.card, ctx.x_cal)
         quantized["pt2e"] = pt2e.quantized
-        simulated = sqnr_db(torch_outputs(ctx.torch_model, probe, batch=1)[0], pt2e.simulate(probe)[0]) if pt2e.quantized else None
+        try:
+            simulated = sqnr_db(torch_outputs(ctx.torch_model, probe, batch=1)[0], pt2e.simulate(probe)[0]) if pt2e.quantized else None
+        except Exception:  # a graph the simulation cannot run is converted and measured instead
+            simulated = None
         skip = (simulated is not None and quantized["aeq"] and scores["aeq"] is not None
                 and simulated < scores["aeq"] - TfliteFormat.PT2E_PROBE_MARGIN_DB)
         if quantized["pt2e"] and not skip:

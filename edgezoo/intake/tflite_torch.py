@@ -78,6 +78,14 @@ class _ChannelPad:
         return torch.cat(parts, dim=1)
 
 
+def _fits(padded: dict, vals: dict, ins: list) -> bool:
+    """The other operand of an ADD has the padded tensor's full shape (no broadcasting)."""
+    (i_pad, cp), = padded.items()
+    other = vals[ins[1] if ins[0] == i_pad else ins[0]]
+    n, c, h, w = cp.x.shape
+    return not isinstance(other, _ChannelPad) and tuple(other.shape) == (n, c + cp.before + cp.after, h, w)
+
+
 def _same_pad(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     eff = (k - 1) * dilation + 1
     out = -(-size // stride)
@@ -172,7 +180,7 @@ class TfliteGraph(_tensor_module()):
         for n, op in enumerate(self.ops):
             name, ins, outs, opt = op["name"], op["ins"], op["outs"], op["opt"]
             padded = {i: vals[i] for i in ins if isinstance(vals.get(i), _ChannelPad)}
-            if name == "ADD" and len(padded) == 1 and all(i in vals for i in ins):
+            if name == "ADD" and len(padded) == 1 and all(i in vals for i in ins) and _fits(padded, vals, ins):
                 # a residual added to a channel-padded input (BlazeFace): the padded channels only
                 # pass the other operand through, so add the unpadded input to its own channels and
                 # concatenate; no zero tensor, which int8 converters cannot lay out as NHWC
