@@ -283,18 +283,3 @@ def test_tflite_runner_falls_back_to_tflite_runtime(digits_tflite_int8, tmp_path
     assert "ai-edge-litert" not in listed and "tflite-runtime" in listed
     _run(bundle, tmp_path, python=str(py), env={"PATH": os.environ["PATH"]})
 
-
-def test_litert_auto_skips_converting_a_pt2e_build_that_cannot_win(tmp_path, monkeypatch):
-    """LiteRT's auto int8 judges PT2E by its calibrated PyTorch graph first and converts it only
-    when it can beat AI Edge Quantizer's measured SQNR; forced here (a margin so wide that PT2E
-    can never win) on digits-cnn, the bundle is AEQ's, and the note says what PT2E simulated."""
-    from edgezoo.formats.tflite import TfliteFormat
-
-    monkeypatch.setattr(TfliteFormat, "PT2E_PROBE_MARGIN_DB", -1000.0)
-    res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--no-cache", "--out", str(tmp_path), "--json")
-    bundle = Path(json.loads(res.stdout)["bundle"])
-    step = _manifest(bundle)["lineage"][-1]
-    assert step["tool"] == "ai-edge-quantizer"
-    note = next(n for n in step["notes"] if n.startswith("auto: "))
-    assert "simulated in PyTorch (not converted" in note and note.endswith("kept aeq"), note
-    assert _report(bundle)["variants"]["int8"]["quality"]["top1"] > 90

@@ -95,21 +95,14 @@ class TfliteFormat(Format):
             ctx.lineage.append(tl.convert_fp16(fp32.path, out))
         return Artifact(precision, out, [out])
 
-    # simulated PT2E this far below AI Edge Quantizer's measured SQNR is not converted: the
-    # simulation is within 0.1 dB of the converted model (see Pt2eQuantized.simulate)
-    PT2E_PROBE_MARGIN_DB = 0.25
-
     @staticmethod
     def auto_int8(ctx: Context, fp32: Artifact, out: Path):
         """Build both LiteRT int8 quantizers and keep the one whose outputs stay closer to
         fp32 on the calibration samples (never the eval split). Measured in
         benchmarks/all_formats.py: neither wins everywhere (AEQ on mobilenet_v2 by 0.6 dB,
         PT2E on resnet18 by 4 dB and mobilenet_v3_small by 10 dB) and both run at the same
-        speed in XNNPACK. AI Edge Quantizer is quick (seconds); PT2E's LiteRT conversion is
-        not (15 s for mobilenet_v2), so PT2E is first judged by its calibrated PyTorch graph on
-        the same probe and converted only when it can win."""
+        speed in XNNPACK."""
         from edgezoo import registry
-        from edgezoo.pipeline.executor import torch_outputs
         from edgezoo.runtimes.base import run_batch
         from edgezoo.stages import torch_to_litert as tl
         from edgezoo.tasks.base import sqnr_db
@@ -117,43 +110,26 @@ class TfliteFormat(Format):
         rt = registry.runtime("litert")
         threads = ctx.plan.threads  # XNNPACK's outputs do not depend on the thread count
         probe = [f[:32] for f in ctx.x_cal]
-        cands = {"pt2e": ctx.work / "int8-pt2e.tflite", "aeq": ctx.work / "int8-aeq.tflite"}
-        steps = {"aeq": tl.quantize_aeq_static(fp32.path, cands["aeq"], ctx.x_cal, ctx.calib_sha)}
         ref = run_batch(rt.open(fp32.path, threads), probe)[0]
-        quantized = {"aeq": _has_integer_tensors(cands["aeq"])}
-        scores = {"aeq": sqnr_db(ref, run_batch(rt.open(cands["aeq"], threads), probe)[0])}
-        pt2e = tl.Pt2eQuantized(ctx.torch_model, ctx.plan.card, ctx.x_cal)
-        quantized["pt2e"] = pt2e.quantized
-        try:
-            simulated = sqnr_db(torch_outputs(ctx.torch_model, probe, batch=1)[0], pt2e.simulate(probe)[0]) if pt2e.quantized else None
-        except Exception:  # a graph the simulation cannot run is converted and measured instead
-            simulated = None
-        skip = (simulated is not None and quantized["aeq"] and scores["aeq"] is not None
-                and simulated < scores["aeq"] - TfliteFormat.PT2E_PROBE_MARGIN_DB)
-        if quantized["pt2e"] and not skip:
-            steps["pt2e"] = pt2e.write(cands["pt2e"], ctx.calib_sha)
-            quantized["pt2e"] = _has_integer_tensors(cands["pt2e"])
-            scores["pt2e"] = sqnr_db(ref, run_batch(rt.open(cands["pt2e"], threads), probe)[0])
+        cands = {"pt2e": ctx.work / "int8-pt2e.tflite", "aeq": ctx.work / "int8-aeq.tflite"}
+        steps = {
+            "pt2e": tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, cands["pt2e"], ctx.x_cal, ctx.calib_sha),
+            "aeq": tl.quantize_aeq_static(fp32.path, cands["aeq"], ctx.x_cal, ctx.calib_sha),
+        }
+        quantized = {k: _has_integer_tensors(p) for k, p in cands.items()}
         if not any(quantized.values()):
             from edgezoo.errors import PipelineError
 
             raise PipelineError("neither LiteRT quantizer (PT2E, AI Edge Quantizer) quantized any operator of this model",
                                 hint="choose --precision fp32 or fp16 for it")
+        scores = {k: sqnr_db(ref, run_batch(rt.open(p, threads), probe)[0]) for k, p in cands.items()}
         # a candidate that left everything in float is "closest to fp32" by being fp32: never pick it
-        score = {k: ((scores[k] if scores[k] is not None else float("inf")) if quantized[k] and k in steps else float("-inf"))
-                 for k in ("pt2e", "aeq")}
+        score = {k: (v if v is not None else float("inf")) if quantized[k] else float("-inf") for k, v in scores.items()}
         best = max(score, key=lambda k: (score[k], k == "pt2e"))
         shutil.copyfile(cands[best], out)
-        said = []
-        for k in ("pt2e", "aeq"):
-            if not quantized[k]:
-                said.append(f"{k} quantized nothing")
-            elif k == "pt2e" and skip:
-                said.append(f"pt2e {simulated:.2f} dB simulated in PyTorch (not converted: more than "
-                            f"{TfliteFormat.PT2E_PROBE_MARGIN_DB} dB below aeq)")
-            else:
-                said.append(f"{k} {score[k]:.2f} dB")
-        note = f"auto: SQNR against fp32 on {len(probe[0])} calibration samples: " + ", ".join(said) + f"; kept {best}"
+        note = (f"auto: SQNR against fp32 on {len(probe[0])} calibration samples: "
+                + ", ".join(f"{k} {score[k]:.2f} dB" if quantized[k] else f"{k} quantized nothing" for k in ("pt2e", "aeq"))
+                + f"; kept {best}")
         return replace(steps[best], notes=(*steps[best].notes, note))
 
     def tensor_specs(self, model_path, card):
