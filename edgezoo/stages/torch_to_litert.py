@@ -63,53 +63,32 @@ def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
 
 
 def quantize_pt2e(model, card, out: Path, calib: list[np.ndarray], calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
-    """``strict=False`` is litert-torch's documented recipe (benchmarks compare against it)."""
-    q = Pt2eQuantized(model, card, calib, per_channel, strict)
-    return q.write(out, calib_sha)
+    """``strict=False`` is litert-torch's documented recipe (benchmarks compare against it).
+    Judging PT2E by the calibrated graph's outputs before paying for the conversion was tried
+    and dropped: within 0.1 dB of the converted model on mobilenet_v2, mobilenet_v3_small and
+    resnet18, but 3.9 dB for efficientnet-lite0, whose converted model measures 17.0."""
+    torch = require("torch", extra="torch", purpose="PT2E quantization")
+    with _quiet():
+        lt = _lt()
+        from litert_torch.quantize import pt2e_quantizer
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e import quantize_pt2e
 
-
-class Pt2eQuantized:
-    """PT2E int8 in two halves: the calibrated graph in PyTorch, then litert-torch's conversion
-    of it (``write``), the slower half (mobilenet_v2 here: 14 s calibrating, 15 s converting).
-    Judging PT2E by the calibrated graph's outputs before converting was tried and dropped: it
-    was within 0.1 dB of the converted model on mobilenet_v2, mobilenet_v3_small and resnet18,
-    but said 3.9 dB for efficientnet-lite0, whose converted model measures 17.0."""
-
-    def __init__(self, model, card, calib: list[np.ndarray], per_channel: bool = True, strict: bool = True):
-        torch = require("torch", extra="torch", purpose="PT2E quantization")
-        self.card, self.calib, self.per_channel, self.strict = card, calib, per_channel, strict
-        with _quiet():
-            _lt()
-            from litert_torch.quantize import pt2e_quantizer
-            from torchao.quantization.pt2e import quantize_pt2e
-
-            args = sample_args(calib, 0)
-            try:
-                torch.manual_seed(0)
-                graph = _export_for_pt2e(torch, model, args) if strict else torch.export.export(model, args).module()
-                self.quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-                    pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
-                graph = quantize_pt2e.prepare_pt2e(graph, self.quantizer)
-                with torch.no_grad():
-                    for i in range(count(calib)):
-                        graph(*sample_args(calib, i))
-                self.graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
-            except Exception as exc:
-                raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from exc
-
-    def write(self, out: Path, calib_sha: str, notes: tuple[str, ...] = ()) -> Step:
-        with _quiet():
-            from litert_torch.quantize.quant_config import QuantConfig
-
-            try:
-                model = _lt().convert(self.graph, sample_args(self.calib, 0), quant_config=QuantConfig(pt2e_quantizer=self.quantizer))
-                out.write_bytes(model.model_content())
-            except Exception as exc:
-                raise PipelineError(f"PT2E int8 quantization of {self.card.id} failed: {_first_line(exc)}") from exc
-        params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if self.strict else "torch.export",
-                  "per_channel": self.per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric",
-                  "calibration_samples": count(self.calib), "calibration_sha256": calib_sha}
-        return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_file(out), notes)
+        args = sample_args(calib, 0)
+        try:
+            torch.manual_seed(0)
+            graph = _export_for_pt2e(torch, model, args) if strict else torch.export.export(model, args).module()
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
+            graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+            with torch.no_grad():
+                for i in range(count(calib)):
+                    graph(*sample_args(calib, i))
+            graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+            out.write_bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
+        except Exception as exc:
+            raise PipelineError(f"PT2E int8 quantization of {card.id} failed: {_first_line(exc)}") from exc
+    params = {"quantizer": "PT2EQuantizer", "export": "torch.export strict" if strict else "torch.export", "per_channel": per_channel, "activations": "int8 per-tensor affine (HistogramObserver)", "weights": "int8 symmetric", "calibration_samples": count(calib), "calibration_sha256": calib_sha}
+    return Step("quantize-static-int8", "litert-torch PT2E", _version("litert-torch"), params, calib_sha, sha256_file(out))
 
 
 # operators litert-torch's PT2E quantizer leaves unannotated that LiteRT then lowers in float
