@@ -78,12 +78,17 @@ class _ChannelPad:
         return torch.cat(parts, dim=1)
 
 
-def _fits(padded: dict, vals: dict, ins: list) -> bool:
-    """The other operand of an ADD has the padded tensor's full shape (no broadcasting)."""
+def _residual(padded: dict, vals: dict, ins: list):
+    """(the channel pad, the other operand) of an ADD of one channel-padded tensor and a
+    computed tensor of its full shape (no broadcasting); (None, None) for any other ADD."""
+    if len(padded) != 1 or not all(i in vals for i in ins):
+        return None, None
     (i_pad, cp), = padded.items()
     other = vals[ins[1] if ins[0] == i_pad else ins[0]]
     n, c, h, w = cp.x.shape
-    return not isinstance(other, _ChannelPad) and tuple(other.shape) == (n, c + cp.before + cp.after, h, w)
+    if isinstance(other, _ChannelPad) or tuple(other.shape) != (n, c + cp.before + cp.after, h, w):
+        return None, None
+    return cp, other
 
 
 def _same_pad(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -180,12 +185,11 @@ class TfliteGraph(_tensor_module()):
         for n, op in enumerate(self.ops):
             name, ins, outs, opt = op["name"], op["ins"], op["outs"], op["opt"]
             padded = {i: vals[i] for i in ins if isinstance(vals.get(i), _ChannelPad)}
-            if name == "ADD" and len(padded) == 1 and all(i in vals for i in ins) and _fits(padded, vals, ins):
+            cp, other = _residual(padded, vals, ins) if name == "ADD" else (None, None)
+            if cp is not None:
                 # a residual added to a channel-padded input (BlazeFace): the padded channels only
                 # pass the other operand through, so add the unpadded input to its own channels and
                 # concatenate; no zero tensor, which int8 converters cannot lay out as NHWC
-                (i_pad, cp), = padded.items()
-                other = vals[ins[1] if ins[0] == i_pad else ins[0]]
                 c = cp.x.shape[1]
                 parts = ([other[:, : cp.before]] if cp.before else []) + [other[:, cp.before : cp.before + c] + cp.x] + \
                         ([other[:, cp.before + c :]] if cp.after else [])

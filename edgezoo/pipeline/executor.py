@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +247,11 @@ def _load_zoo_data(plan: Plan, streams: bool):
     ev = card.evaluation
     calib = datasets.load_split(ev.dataset, ev.calibration_split)
     evs = datasets.load_split(ev.dataset, ev.eval_split)
+    note = f"{ev.dataset}:{ev.eval_split}"
+    if ev.samples and ev.samples < len(evs) and not registry.task(card.task).drives_model:  # cut before preprocessing
+        note += f" (the card's first {ev.samples} of {len(evs)} samples)"
+        evs = replace(evs, raw=evs.raw[: ev.samples], labels=None if evs.labels is None else evs.labels[: ev.samples],
+                                  extra=tuple(e[: ev.samples] for e in evs.extra))
     keep = slice(None) if streams else slice(plan.calibration_samples)
     if card.preprocess.kind == "text":  # one string per sample; the tokenizer makes every input
         x_cal = [a[keep] for a in datasets.text_inputs(calib, card)]
@@ -256,12 +261,7 @@ def _load_zoo_data(plan: Plan, streams: bool):
         x_eval = registry.task(card.task).dataset_inputs(evs, card) or [datasets.preprocess_split(evs, card), *evs.extra]
     rec = {"dataset": ev.dataset, "split": ev.calibration_split, "samples": int(min(len(x_cal[0]), plan.calibration_samples)),
            "sha256": calib.sha256}
-    labels, note = evs.labels, f"{ev.dataset}:{ev.eval_split}"
-    if ev.samples and ev.samples < len(x_eval[0]) and not registry.task(card.task).drives_model:
-        note += f" (the card's first {ev.samples} of {len(x_eval[0])} samples)"
-        x_eval = [x[: ev.samples] for x in x_eval]
-        labels = labels[: ev.samples] if labels is not None else None
-    return UserData(x_cal, x_eval, labels, None, rec, note)
+    return UserData(x_cal, x_eval, evs.labels, None, rec, note)
 
 
 def _noise_calibration(plan: Plan):
