@@ -111,7 +111,8 @@ def candidates(plan, *, prune_ratios, finetune_epochs: int, labelled: bool) -> t
         if plan.format in ("onnx", "openvino"):  # OpenVINO: NNCF's range estimators (minmax, mean quantile, histogram)
             out += [Candidate("int8", m) for m in ("minmax", "entropy", "percentile")]
         elif plan.format in ("tflite",) and plan.source == "zoo" and plan.card.architecture not in ("tflite-file", "tflite-graph"):
-            out += [Candidate("int8", tflite_quantizer=q) for q in ("pt2e", "aeq")]
+            # auto builds AI Edge Quantizer's min/max and histogram ranges; PT2E is the other quantizer
+            out += [Candidate("int8"), Candidate("int8", tflite_quantizer="pt2e")]
         else:
             out.append(Candidate("int8"))
         if plan.format in KEEP_FLOAT_FORMATS:

@@ -207,7 +207,8 @@ def test_manifest_keeps_the_boards_threads_and_the_report_what_was_measured(digi
 
 
 def test_manifest_says_what_the_litert_int8_file_has(digits_tflite_int8):
-    """LiteRT's int8 (PT2E) has int8 inputs and outputs: the manifest and card say so."""
+    """Whether LiteRT's int8 file has int8 inputs and outputs or float edges, the manifest and
+    card say which."""
     bundle = digits_tflite_int8[0]
     m = json.loads((bundle / "manifest.json").read_text())
     dtypes = {t["dtype"] for t in (*m["inputs"], *m["outputs"])}

@@ -61,9 +61,12 @@ def test_litert_int8_records_integer_io(digits_tflite_int8):
     q = m["quantization"]
     step = m["lineage"][-1]
     assert [s["stage"] for s in m["lineage"]] == ["convert-litert", "quantize-static-int8"]
-    # auto: both quantizers were built and scored on calibration data; the kept one is recorded
-    assert q["format"] == "tflite" and q["tool"] == step["tool"] in ("litert-torch PT2E", "ai-edge-quantizer")
-    assert any(n.startswith("auto: SQNR against fp32") and "pt2e" in n and "aeq" in n for n in step["notes"])
+    # auto: AI Edge Quantizer with both range kinds, scored on calibration data; the kept one is recorded
+    assert q["format"] == "tflite" and q["tool"] == step["tool"] == "ai-edge-quantizer"
+    note = next(n for n in step["notes"] if n.startswith("auto: SQNR against fp32"))
+    kept = note.rsplit("kept ", 1)[1]
+    assert "minmax ranges" in note and "histogram ranges" in note and kept in ("minmax", "histogram")
+    assert step["params"]["activation_ranges"].startswith(kept.replace("minmax", "min/max"))
     inp = m["inputs"][0]
     if inp["dtype"] == "int8":  # full-integer I/O: the runner must quantize with these
         assert inp["quantization"]["scale"][0] > 0

@@ -332,8 +332,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="Default: the profile's.")
 @click.option("--calibration-samples", type=click.IntRange(1), help="Default: the profile's.")
 @click.option("--threads", type=click.IntRange(1), help="Benchmark threads (default: the target's cores, capped at this host's).")
-@click.option("--tflite-quantizer", type=click.Choice(["auto", "pt2e", "aeq"]), default="auto", show_default=True,
-              help="LiteRT static int8: litert-torch PT2E, AI Edge Quantizer, or auto (build both, keep the one closer to fp32 on calibration data).")
+@click.option("--tflite-quantizer", type=click.Choice(["auto", "aeq", "aeq-histogram", "pt2e"]), default="auto", show_default=True,
+              help="LiteRT static int8: AI Edge Quantizer with min/max (aeq) or histogram (aeq-histogram) activation ranges, "
+                   "litert-torch PT2E (slower: a second conversion), or auto (both AI Edge Quantizer ranges from one calibration pass, "
+                   "keep the one closer to fp32 on calibration data).")
 @click.option("--prune", metavar="METHOD:RATIO", help="Prune the PyTorch model first: structured:0.5 (channels removed), "
               "unstructured:0.7 (weights zeroed), or per layer, structured:0.5,layer1.0.conv1=0.25.")
 @click.option("--finetune-epochs", type=click.IntRange(0), default=0, help="Fine-tune on the card's training split first "

@@ -184,7 +184,6 @@ def make_plan(
         refuse_format(fmt or target.default_format, label, why)
         if tflite_quantizer == "pt2e":
             raise UsageError(f"{label} is a TFLite model: PT2E quantizes PyTorch modules", hint="use --tflite-quantizer aeq (or auto)")
-        tflite_quantizer = "aeq"  # AI Edge Quantizer works on the flatbuffer itself
     fmt, spec = target.format(fmt)
     plugin = registry.format(fmt)
     card_default = not precision and card.precision and card.precision in spec.precisions and card.precision != spec.default_precision

@@ -154,21 +154,109 @@ def _signature(fp32: Path) -> tuple[str, list[str]]:
     return key, sorted(runner_inputs, key=lambda n: order.get(runner_inputs[n]["index"], 0))
 
 
-def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sha: str) -> Step:
+# values per tensor and sample a histogram counts (every value sets its range). The counting
+# is most of a histogram calibration's time: resnet50's 64 samples take 8.0 s of observers
+# with every value, 2.7 s with these; held-out SQNR 15.43 vs 15.64 dB (mobilenet_v2 14.87 vs
+# 14.86, mobilenet_v3_small 15.36 vs 15.44, efficientnet-lite0 17.12 vs 17.08)
+HISTOGRAM_VALUES = 65536
+
+RANGES = {
+    "minmax": "min/max (each sample's, moving average: AI Edge Quantizer's own calibration)",
+    "histogram": "histogram (PyTorch's HistogramObserver, as PT2E's int8 config: the range with least L2 error over 2048 bins; "
+                 f"at most {HISTOGRAM_VALUES} values of a tensor per sample)",
+}
+
+
+def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...] = ("minmax",), threads: int = 1) -> dict[str, dict]:
+    """Activation ranges for AI Edge Quantizer, one set per method in ``methods``, from one
+    pass of the calibration samples through the fp32 flatbuffer (LiteRT keeping every tensor,
+    as AI Edge Quantizer's own calibration runs it).
+
+    - ``minmax``: what ``Quantizer.calibrate`` computes (each sample's min and max, moving
+      average), with its own functions; tests check the two are equal.
+    - ``histogram``: PyTorch's HistogramObserver with PT2E's int8 settings, one per tensor, fed
+      every sample (at most ``HISTOGRAM_VALUES`` of a tensor's values, its minimum and maximum
+      always among them); the range it chooses clips rare outliers. Measured on held-out photo crops
+      (SQNR vs fp32): mobilenet_v3_small 15.4 dB (min/max 5.2; PT2E 15.4), resnet18 28.0
+      (23.4; PT2E 27.6), resnet50 15.4 (13.5; PT2E 15.4), at a fifth of PT2E's time, because
+      it needs no second litert-torch conversion.
+
+    Which tensors need ranges is AI Edge Quantizer's call: its calibration of the first sample
+    names them."""
+    from ai_edge_quantizer import recipe
+    from ai_edge_quantizer.algorithms.uniform_quantize import common_quantize
+    from ai_edge_quantizer.utils import qsv_utils
+    from ai_edge_quantizer.utils import tfl_interpreter_utils as tiu
+
+    key, names = _signature(fp32)
+    samples = [{name: f[i : i + 1] for name, f in zip(names, calib)} for i in range(count(calib))]
+    q = _aeq(fp32)
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    wanted = q.calibrate({key: samples[:1]}, num_threads=threads)  # the tensors that need ranges, and their shapes
+    valid = (-3e38, 3e38)  # AI Edge Quantizer's min_max_calibrate bounds (a -inf padding constant is not a range)
+    interp = tiu.create_tfl_interpreter(str(fp32), use_xnnpack=True, num_threads=threads, preserve_all_tensors=True)
+    subgraph = tiu.get_signature_main_subgraph_index(interp, key)
+    # read only the tensors that need ranges (the constants are most of the bytes), each name
+    # resolved as AI Edge Quantizer's get_tensor_name_to_content_map resolves it
+    details = {d["name"]: d for d in interp.get_tensor_details(subgraph) if d["name"] and np.all(d["shape"])}
+    minmax: dict[str, dict] = {}
+    observers = {}
+    if "histogram" in methods:
+        torch = require("torch", extra="torch", purpose="histogram calibration")
+        from torchao.quantization.pt2e.observer import HistogramObserver
+
+        observers = {n: HistogramObserver(dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine, eps=2**-12)
+                     for n in wanted}
+    for sample in samples:
+        tiu.invoke_interpreter_signature(interp, sample, key)
+        for name in wanted:
+            value = tiu.get_tensor_data(interp, details[name], subgraph, dequantize=False)
+            lo, hi = (value.min(), value.max()) if value.dtype.kind == "f" and value.size else (None, None)
+            if lo is not None and lo > valid[0] and hi < valid[1]:  # what AI Edge Quantizer's masked min/max gives, in one plain pass
+                qsv = {"min": np.reshape(lo, (1,) * value.ndim), "max": np.reshape(hi, (1,) * value.ndim)}
+            else:
+                qsv = common_quantize.get_activation_min_max(value, valid_float_range_min=valid[0], valid_float_range_max=valid[1])
+            qsv["num_samples"] = np.array(value.shape[0] if value.ndim > 0 else 1)
+            minmax[name] = qsv_utils.moving_average_update(minmax[name], qsv) if name in minmax else qsv
+            if name in observers:
+                flat = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)).reshape(-1)
+                if flat.numel() > HISTOGRAM_VALUES:  # an even stride through the tensor, its extremes kept
+                    flat = torch.cat([flat[:: -(-flat.numel() // HISTOGRAM_VALUES)], torch.stack(torch.aminmax(flat))])
+                observers[name](flat)
+    out = {}
+    if "minmax" in methods:
+        out["minmax"] = minmax
+    if observers:
+        hist = {}
+        for name, obs in observers.items():
+            scale, zero = obs.calculate_qparams()
+            scale, zero = float(scale), int(zero)
+            shape = np.shape(wanted[name]["min"])
+            hist[name] = {"min": np.full(shape, (obs.quant_min - zero) * scale, np.float32),
+                          "max": np.full(shape, (obs.quant_max - zero) * scale, np.float32)}
+        out["histogram"] = hist
+    return out
+
+
+def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sha: str, ranges: str = "minmax",
+                        calibration: dict | None = None, threads: int = 1) -> Step:
+    """AI Edge Quantizer's ``static_wi8_ai8`` with the activation ranges ``ranges`` names
+    (``calibration``: ranges ``calibrate_litert`` computed already)."""
     with _quiet():
         from ai_edge_quantizer import recipe
 
-        q = _aeq(fp32)
-        q.load_quantization_recipe(recipe.static_wi8_ai8())
-        key, names = _signature(fp32)
         try:
-            samples = [{name: f[i : i + 1] for name, f in zip(names, calib)} for i in range(count(calib))]
-            result = q.calibrate({key: samples}, num_threads=1)
+            result = calibration if calibration is not None else calibrate_litert(fp32, calib, (ranges,), threads)[ranges]
+            q = _aeq(fp32)
+            q.load_quantization_recipe(recipe.static_wi8_ai8())
             out.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
+        except PipelineError:
+            raise
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from exc
     _loads_in_litert(out, "AI Edge Quantizer's static int8")
-    params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "calibration_samples": count(calib), "calibration_sha256": calib_sha}
+    params = {"quantizer": "ai-edge-quantizer static_wi8_ai8", "activation_ranges": RANGES[ranges], "calibration_samples": count(calib),
+              "calibration_sha256": calib_sha}
     return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
 
 

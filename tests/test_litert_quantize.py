@@ -1,0 +1,83 @@
+"""LiteRT static int8 through AI Edge Quantizer: edgezoo's one calibration pass gives AI Edge
+Quantizer's own min/max ranges (to the bit) and histogram ranges beside them; both are
+offered from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _fp32_tflite(tmp_path):
+    import torch
+
+    from edgezoo.stages import torch_to_litert as tl
+
+    class Net(torch.nn.Module):  # padding, a residual addition, hard-swish, pooling, a linear head
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.act = torch.nn.Hardswish()
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            y = torch.relu(self.conv1(x))
+            y = self.act(self.conv2(y)) + y
+            return self.fc(torch.nn.functional.adaptive_avg_pool2d(y, 1).flatten(1))
+
+    class Card:  # the fields the stage reads
+        id = "small-net"
+        input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
+        inputs = (input,)
+
+    torch.manual_seed(0)
+    out = tmp_path / "fp32.tflite"
+    tl.convert_fp32(Net().eval(), Card(), out, "test")
+    return out
+
+
+def test_minmax_ranges_are_ai_edge_quantizers_own(tmp_path):
+    from ai_edge_quantizer import recipe
+
+    from edgezoo.stages import torch_to_litert as tl
+
+    fp32 = _fp32_tflite(tmp_path)
+    calib = np.random.default_rng(1).standard_t(3, (12, 3, 16, 16)).astype(np.float32)  # heavy tails
+    key, names = tl._signature(fp32)
+    q = tl._aeq(fp32)
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    theirs = q.calibrate({key: [{names[0]: calib[i : i + 1]} for i in range(len(calib))]}, num_threads=1)
+    ours = tl.calibrate_litert(fp32, [calib], ("minmax", "histogram"), threads=2)
+    assert set(ours["minmax"]) == set(theirs) == set(ours["histogram"]) and len(theirs) >= 6
+    for name, qsv in theirs.items():
+        assert set(ours["minmax"][name]) == set(qsv), name
+        for field, value in qsv.items():
+            mine = ours["minmax"][name][field]
+            assert mine.shape == np.shape(value) and mine.dtype == np.asarray(value).dtype and np.array_equal(mine, value), (name, field)
+    # histogram ranges are int8 grids that hold zero; on the input, inside what was seen (one step of slack)
+    for name, qsv in ours["histogram"].items():
+        lo, hi = qsv["min"].item(), qsv["max"].item()
+        assert lo <= 0 <= hi and hi > lo, name
+    inp = next(n for n in theirs if n.startswith("serving_default"))
+    lo, hi = ours["histogram"][inp]["min"].item(), ours["histogram"][inp]["max"].item()
+    step = (hi - lo) / 255
+    assert calib.min() - step <= lo and hi <= calib.max() + step
+    # min/max is a moving average of each sample's extremes: inside the extremes of all samples
+    assert calib.min() < ours["minmax"][inp]["min"].item() and ours["minmax"][inp]["max"].item() < calib.max()
+
+
+@pytest.mark.parametrize("choice, ranges", [("aeq-histogram", "histogram"), ("aeq", "min/max")])
+def test_each_ai_edge_quantizer_range_kind_from_the_cli(tmp_path, choice, ranges):
+    res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--tflite-quantizer", choice, "--out", str(tmp_path), "--json")
+    doc = json.loads(res.stdout)
+    report = doc["report"]
+    step = json.loads((tmp_path / doc["bundle"].split("/")[-1] / "manifest.json").read_text())["lineage"][-1]
+    assert step["tool"] == "ai-edge-quantizer" and step["params"]["activation_ranges"].startswith(ranges)
+    assert not any(n.startswith("auto:") for n in step.get("notes", []))
+    fp32, int8 = report["variants"]["fp32"]["quality"], report["variants"]["int8"]["quality"]
+    assert fp32["top1"] - int8["top1"] <= 1.0
