@@ -1,11 +1,11 @@
 """PyTorch -> LiteRT (.tflite) with litert-torch, and LiteRT quantization.
 
 - fp32: ``litert_torch.convert``
-- int8 (static, full integer): PT2E through litert-torch (``PT2EQuantizer``, per-channel
-  symmetric weights, histogram-calibrated activations), or AI Edge Quantizer's
-  ``static_wi8_ai8`` recipe on the fp32 .tflite. PT2E is the default: benchmarks/all_formats.py
-  measures both (see the README) and PT2E keeps far more fidelity on resnet18 and
-  mobilenet_v3_small.
+- int8 (static): AI Edge Quantizer's ``static_wi8_ai8`` recipe on the fp32 .tflite, with
+  min/max or histogram activation ranges from one calibration pass (``calibrate_litert``);
+  or PT2E through litert-torch (``PT2EQuantizer``, per-channel symmetric weights,
+  histogram-calibrated activations), which TFLite Micro builds use and LiteRT offers on
+  request (the README's "LiteRT static int8" compares them).
 - dynamic-int8: AI Edge Quantizer ``dynamic_wi8_afp32``
 - fp16: AI Edge Quantizer weight-only float16 (FLOAT_CASTING); XNNPACK computes in fp32
 """
