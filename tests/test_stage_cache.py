@@ -54,6 +54,25 @@ def test_a_cached_export_is_the_uncached_one(cache, tmp_path, target, monkeypatc
     run_cli("verify", str(b2))
 
 
+def test_a_fully_cached_export_never_builds_the_model(cache, tmp_path, monkeypatch):
+    """Every stage that needs the PyTorch model is in the cache, so the repeat does not build
+    it (building it would fail here) and gives the same file."""
+    first, b1 = _export(tmp_path / "a", "--target", "generic-cpu")
+    from edgezoo.zoo import models
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the model was built for a fully cached export")
+
+    monkeypatch.setattr(models, "build", refuse)
+    second, b2 = _export(tmp_path / "b", "--target", "generic-cpu")
+    assert {"fp32 onnx", "variant onnx int8", "reference"} <= set(second["cache_hits"])
+    assert _model_sha(b1) == _model_sha(b2)
+    assert second["variants"]["int8"]["quality"]["metrics"] == first["variants"]["int8"]["quality"]["metrics"]
+    with pytest.raises(AssertionError, match="fully cached"):  # the guard is live: an uncached export builds it
+        _export(tmp_path / "c", "--target", "generic-cpu", "--no-cache")
+    os.environ.pop("EDGEZOO_NO_CACHE", None)
+
+
 def test_another_precision_reuses_the_shared_stages(cache, tmp_path):
     _export(tmp_path / "a", "--target", "generic-cpu", "--precision", "fp32")
     report, _ = _export(tmp_path / "b", "--target", "generic-cpu", "--precision", "int8")
