@@ -81,3 +81,38 @@ def test_each_ai_edge_quantizer_range_kind_from_the_cli(tmp_path, choice, ranges
     assert not any(n.startswith("auto:") for n in step.get("notes", []))
     fp32, int8 = report["variants"]["fp32"]["quality"], report["variants"]["int8"]["quality"]
     assert fp32["top1"] - int8["top1"] <= 1.0
+
+
+def test_int8_operators_xnnpack_cannot_take_stay_in_float(tmp_path):
+    """PReLU lowers to standalone RELUs; in int8 XNNPACK refuses them and they would run on
+    LiteRT's builtin kernels between pieces of the delegated graph. They are left in float,
+    checked against the interpreter's own delegation of the built file."""
+    import torch
+
+    from edgezoo.runtimes import litert
+    from edgezoo.stages import torch_to_litert as tl
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.PReLU(16), torch.nn.Conv2d(16, 16, 3), torch.nn.PReLU(16),
+                              torch.nn.Flatten(), torch.nn.Linear(16 * 12 * 12, 4)).eval()
+    torch.manual_seed(0)
+
+    class Card:
+        id = "prelu-net"
+        input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
+        inputs = (input,)
+
+    fp32, out = tmp_path / "fp32.tflite", tmp_path / "int8.tflite"
+    tl.convert_fp32(net, Card(), fp32, "test")
+    calib = [np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)]
+    plain = tl.calibrate_litert(fp32, calib)["minmax"]
+    from ai_edge_quantizer import quantizer, recipe
+
+    q = quantizer.Quantizer(str(fp32))  # AI Edge Quantizer alone: the int8 RELUs fall out of XNNPACK
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    (tmp_path / "aeq.tflite").write_bytes(bytes(q.quantize(plain).quantized_model))
+    assert {o["op"] for o in litert.operators(tmp_path / "aeq.tflite") if o["placement"] == "CPU (builtin kernel)"} == {"RELU"}
+    step = tl.quantize_aeq_static(fp32, out, calib, "test")
+    assert step.params["float_for_xnnpack"] == ["RELU"]
+    ops = litert.operators(out)
+    assert all(o["placement"] == "CPU (XNNPACK)" for o in ops)
+    assert any(o["op"] == "CONV_2D" and o["dtype"] == "int8" for o in ops) and any(o["op"] == "RELU" and o["dtype"] == "float32" for o in ops)
