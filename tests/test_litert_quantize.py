@@ -116,3 +116,7 @@ def test_int8_operators_xnnpack_cannot_take_stay_in_float(tmp_path):
     ops = litert.operators(out)
     assert all(o["placement"] == "CPU (XNNPACK)" for o in ops)
     assert any(o["op"] == "CONV_2D" and o["dtype"] == "int8" for o in ops) and any(o["op"] == "RELU" and o["dtype"] == "float32" for o in ops)
+    # a full-integer target (Edge TPU, TFLite Micro) keeps every operator int8 instead
+    step = tl.quantize_aeq_static(fp32, out, calib, "test", xnnpack=False)
+    assert "float_for_xnnpack" not in step.params
+    assert {o["dtype"] for o in litert.operators(out) if o["op"] in ("RELU", "CONV_2D", "MUL")} == {"int8"}

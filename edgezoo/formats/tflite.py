@@ -81,7 +81,8 @@ class TfliteFormat(Format):
             choice = ctx.plan.tflite_quantizer
             if choice in ("aeq", "aeq-histogram"):
                 ranges = "histogram" if choice == "aeq-histogram" else "minmax"
-                ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha, ranges, threads=ctx.plan.threads))
+                ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha, ranges, threads=ctx.plan.threads,
+                                                          xnnpack=not _full_integer(ctx)))
             elif choice == "pt2e":
                 ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))
             else:
@@ -118,7 +119,8 @@ class TfliteFormat(Format):
         with tl._quiet():
             ranges = tl.calibrate_litert(fp32.path, ctx.x_cal, kinds, threads)
         cands = {k: ctx.work / f"int8-{k}.tflite" for k in kinds}
-        steps = {k: tl.quantize_aeq_static(fp32.path, cands[k], ctx.x_cal, ctx.calib_sha, k, ranges[k]) for k in kinds}
+        steps = {k: tl.quantize_aeq_static(fp32.path, cands[k], ctx.x_cal, ctx.calib_sha, k, ranges[k], xnnpack=not _full_integer(ctx))
+                 for k in kinds}
         quantized = {k: _has_integer_tensors(p) for k, p in cands.items()}
         if not any(quantized.values()):
             from edgezoo.errors import PipelineError
@@ -139,6 +141,11 @@ class TfliteFormat(Format):
 
     def tensor_specs(self, model_path, card):
         return tflite_tensor_specs(model_path, card)
+
+
+def _full_integer(ctx: Context) -> bool:
+    """An integer-only target (the Edge TPU): every operator int8, whatever XNNPACK takes."""
+    return bool(ctx.plan.quantization is not None and ctx.plan.quantization.integer_io)
 
 
 def _has_integer_tensors(path: Path) -> bool:

@@ -68,7 +68,7 @@ class TflmFormat(TfliteFormat):
 
         out = ctx.work / "int8.tflite"
         if not ctx.has_torch:  # a TFLite source: AI Edge Quantizer on the flatbuffer, then integer I/O
-            ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha))
+            ctx.lineage.append(tl.quantize_aeq_static(fp32.path, out, ctx.x_cal, ctx.calib_sha, threads=ctx.plan.threads, xnnpack=False))
             ctx.lineage.append(tl.integer_io(out))
         else:
             ctx.lineage.append(tl.quantize_pt2e(ctx.torch_model, ctx.plan.card, out, ctx.x_cal, ctx.calib_sha))

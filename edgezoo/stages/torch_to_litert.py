@@ -239,9 +239,11 @@ def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ..
 
 
 def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sha: str, ranges: str = "minmax",
-                        calibration: dict | None = None, threads: int = 1) -> Step:
+                        calibration: dict | None = None, threads: int = 1, xnnpack: bool = True) -> Step:
     """AI Edge Quantizer's ``static_wi8_ai8`` with the activation ranges ``ranges`` names
-    (``calibration``: ranges ``calibrate_litert`` computed already)."""
+    (``calibration``: ranges ``calibrate_litert`` computed already). ``xnnpack``: the model
+    runs in LiteRT with XNNPACK, so operators XNNPACK refuses in int8 are left in float; a
+    full-integer target (Edge TPU, TFLite Micro) passes False and gets every operator int8."""
     with _quiet():
         from ai_edge_quantizer import qtyping, recipe
 
@@ -255,7 +257,7 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
         try:
             result = calibration if calibration is not None else calibrate_litert(fp32, calib, (ranges,), threads)[ranges]
             build([])
-            float_ops = _int8_ops_outside_xnnpack(out)
+            float_ops = _int8_ops_outside_xnnpack(out) if xnnpack else []
             if float_ops:
                 build(float_ops)
         except PipelineError:
