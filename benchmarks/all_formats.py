@@ -86,7 +86,7 @@ def build(model_id: str, work: Path):
         from edgezoo import registry
         from edgezoo.formats.base import Artifact, Context
 
-        ctx = Context(plan=SimpleNamespace(card=card, threads=2), work=work, lineage=[], x_cal=x_cal, calib_sha="bench", torch_model=model)
+        ctx = Context(plan=SimpleNamespace(card=card, threads=2, quantization=None), work=work, lineage=[], x_cal=x_cal, calib_sha="bench")
         step = registry.format("tflite").auto_int8(ctx, Artifact("fp32", lite["fp32"], [lite["fp32"]]), lite["ours"])
         wall["litert auto choice"] = step.notes[-1]
 
