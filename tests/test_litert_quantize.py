@@ -42,14 +42,17 @@ def _fp32_tflite(tmp_path):
 
 
 def test_minmax_ranges_are_ai_edge_quantizers_own(tmp_path):
-    from ai_edge_quantizer import recipe
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer, recipe
 
     from edgezoo.stages import torch_to_litert as tl
 
     fp32 = _fp32_tflite(tmp_path)
     calib = np.random.default_rng(1).standard_t(3, (12, 3, 16, 16)).astype(np.float32)  # heavy tails
-    key, names = tl._signature(fp32)
-    q = tl._aeq(fp32)
+    it = Interpreter(model_path=str(fp32))  # AI Edge Quantizer's documented calls, nothing of edgezoo's
+    key = next(iter(it.get_signature_list()))
+    names = list(it.get_signature_runner(key).get_input_details())
+    q = quantizer.Quantizer(str(fp32))
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     theirs = q.calibrate({key: [{names[0]: calib[i : i + 1]} for i in range(len(calib))]}, num_threads=1)
     ours = tl.calibrate_litert(fp32, [calib], ("minmax", "histogram"), threads=2)

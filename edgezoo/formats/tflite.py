@@ -116,14 +116,7 @@ class TfliteFormat(Format):
         rt = registry.runtime("litert")
         threads = ctx.plan.threads  # XNNPACK's outputs do not depend on the thread count
         kinds = ("minmax", "histogram")
-        with tl._quiet():
-            try:
-                ranges = tl.calibrate_litert(fp32.path, ctx.x_cal, kinds, threads)
-            except Exception as exc:  # the interpreter's and the quantizer's own errors
-                from edgezoo.errors import PipelineError, last_line
-
-                raise PipelineError(f"LiteRT int8 calibration failed: {last_line(exc)[:300]}",
-                                    hint="choose --precision fp32 or fp16 for this model") from exc
+        ranges = tl.calibrate_litert(fp32.path, ctx.x_cal, kinds, threads)
         cands = {k: ctx.work / f"int8-{k}.tflite" for k in kinds}
         steps = {k: tl.quantize_aeq_static(fp32.path, cands[k], ctx.x_cal, ctx.calib_sha, k, ranges[k], xnnpack=not _full_integer(ctx))
                  for k in kinds}

@@ -532,10 +532,7 @@ class Executor:
                     self.shared.torch_model = self._load_zoo_model(wpath, recalib)
                 return self.shared.torch_model
 
-            if self.shared.torch_model is not None:
-                ctx.torch_model = self.shared.torch_model
-            else:
-                ctx.torch_loader = build
+            ctx.torch_loader = build
             if not check_only:
                 ctx.x_cal = self.task.calibration_inputs(lambda: ctx.torch_model, ctx.x_cal, self.plan.calibration_samples)
             if self.shared.torch_ref is None and len(x_eval[0]):

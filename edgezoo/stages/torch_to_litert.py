@@ -183,7 +183,16 @@ def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ..
       litert-torch conversion.
 
     Which tensors need ranges is AI Edge Quantizer's call: its calibration of the first sample
-    names them."""
+    names them. Any failure is a PipelineError of one line."""
+    with _quiet():
+        try:
+            return _calibrate_litert(fp32, calib, methods, threads)
+        except Exception as exc:  # the interpreter's and the quantizer's own errors
+            raise PipelineError(f"LiteRT int8 calibration failed: {_first_line(exc)[:300]}",
+                                hint="choose --precision fp32 or fp16 for this model") from exc
+
+
+def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...], threads: int) -> dict[str, dict]:
     from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithms.uniform_quantize import common_quantize
     from ai_edge_quantizer.utils import qsv_utils
