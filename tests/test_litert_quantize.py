@@ -70,6 +70,16 @@ def test_minmax_ranges_are_ai_edge_quantizers_own(tmp_path):
     lo, hi = ours["histogram"][inp]["min"].item(), ours["histogram"][inp]["max"].item()
     step = (hi - lo) / 255
     assert calib.min() - step <= lo and hi <= calib.max() + step
+    # and they are PT2E's observer's choice on the same values, not min/max under another name
+    import torch
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    obs = HistogramObserver(dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine, eps=2**-12)
+    for sample in calib:
+        obs(torch.from_numpy(sample.reshape(-1).copy()))
+    scale, zero = (float(v) for v in obs.calculate_qparams())
+    assert np.isclose(lo, (-128 - zero) * scale) and np.isclose(hi, (127 - zero) * scale)
+    assert (lo, hi) != (ours["minmax"][inp]["min"].item(), ours["minmax"][inp]["max"].item())
     # min/max is a moving average of each sample's extremes: inside the extremes of all samples
     assert calib.min() < ours["minmax"][inp]["min"].item() and ours["minmax"][inp]["max"].item() < calib.max()
 
