@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.errors import PipelineError, require
+from edgezoo.errors import EdgezooError, PipelineError, require
 from edgezoo.hashing import sha256_file
 from edgezoo.stages import Step, count, example_args, sample_args
 
@@ -187,6 +187,8 @@ def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ..
     with _quiet():
         try:
             return _calibrate_litert(fp32, calib, methods, threads)
+        except EdgezooError:  # a missing package says so itself
+            raise
         except Exception as exc:  # the interpreter's and the quantizer's own errors
             raise PipelineError(f"LiteRT int8 calibration failed: {_first_line(exc)[:300]}",
                                 hint="choose --precision fp32 or fp16 for this model") from exc
@@ -215,7 +217,8 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
     observers = {}
     if "histogram" in methods:
         torch = require("torch", extra="torch", purpose="histogram calibration")
-        from torchao.quantization.pt2e.observer import HistogramObserver
+        HistogramObserver = require("torchao.quantization.pt2e.observer", package="torchao", extra="litert",
+                                    purpose="histogram calibration").HistogramObserver
 
         observers = {n: HistogramObserver(dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine, eps=2**-12)
                      for n in wanted}
@@ -276,7 +279,7 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
             float_ops = _int8_ops_outside_xnnpack(out) if xnnpack else []
             if float_ops:
                 build(float_ops)
-        except PipelineError:
+        except EdgezooError:
             raise
         except Exception as exc:
             raise PipelineError(f"AI Edge Quantizer static int8 failed: {_first_line(exc)}") from exc
