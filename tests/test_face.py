@@ -47,6 +47,19 @@ def test_detection_metrics_in_the_target_runtime(face_pi):
         assert v["runtime"] == "litert" and m["f1"] >= 85 and m["recall"] >= 85, (name, m)
 
 
+def test_prelu_relus_stay_in_float_inside_xnnpack(face_pi):
+    """ONet's PReLUs lower to standalone RELUs that XNNPACK refuses in int8: the bundle's
+    model keeps them in float, and LiteRT delegates every operator of it."""
+    from edgezoo.runtimes import litert
+
+    bundle = face_pi[0]
+    step = json.loads((bundle / "manifest.json").read_text())["lineage"][-1]
+    assert step["params"]["float_for_xnnpack"] == ["RELU"]
+    ops = litert.operators(bundle / "model.tflite")
+    assert all(o["placement"] == "CPU (XNNPACK)" for o in ops)
+    assert {o["dtype"] for o in ops if o["op"] == "CONV_2D"} == {"int8"}
+
+
 def test_runner_finds_the_astronauts_face(face_pi, tmp_path):
     from PIL import Image
 
