@@ -104,7 +104,7 @@ class TfliteFormat(Format):
         activation ranges; keep the one whose outputs stay closer to fp32 on the calibration
         samples (never the eval split). Neither wins everywhere: min/max on the pretrained
         mobilenet_v2 by 1.9 dB (SQNR on held-out crops, though histogram agrees on top-1 more
-        often: 87 vs 70 %), histogram on the rest of the ImageNet zoo by 0.9-10 dB. auto used to
+        often: 80 vs 70 %), histogram on the rest of the ImageNet zoo by 0.9-10 dB. auto used to
         choose between litert-torch PT2E and min/max: histogram ranges match or beat PT2E on
         every model measured (README, "LiteRT static int8") without PT2E's second litert-torch
         conversion, which took half of a LiteRT int8 export. PT2E stays one flag away."""
