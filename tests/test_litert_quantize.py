@@ -55,8 +55,16 @@ def test_minmax_ranges_are_ai_edge_quantizers_own(tmp_path):
     q = quantizer.Quantizer(str(fp32))
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     theirs = q.calibrate({key: [{names[0]: calib[i : i + 1]} for i in range(len(calib))]}, num_threads=1)
-    ours = tl.calibrate_litert(fp32, [calib], ("minmax", "histogram"), threads=2)
+    ours = tl.calibrate_litert(fp32, [calib], ("minmax", "histogram"), threads=2, fp32_outputs=5)
     assert set(ours["minmax"]) == set(theirs) == set(ours["histogram"]) and len(theirs) >= 6
+    # the fp32 outputs the same pass kept are the interpreter's own on those samples
+    it.allocate_tensors()
+    out = it.get_output_details()[0]
+    for i in range(5):
+        it.set_tensor(it.get_input_details()[0]["index"], calib[i : i + 1])
+        it.invoke()
+        np.testing.assert_allclose(ours["fp32_outputs"][0][i : i + 1], it.get_tensor(out["index"]), rtol=1e-5, atol=1e-6)
+    assert len(ours["fp32_outputs"][0]) == 5
     for name, qsv in theirs.items():
         assert set(ours["minmax"][name]) == set(qsv), name
         for field, value in qsv.items():

@@ -116,7 +116,8 @@ class TfliteFormat(Format):
         rt = registry.runtime("litert")
         threads = ctx.plan.threads  # XNNPACK's outputs do not depend on the thread count
         kinds = ("minmax", "histogram")
-        ranges = tl.calibrate_litert(fp32.path, ctx.x_cal, kinds, threads)
+        probe = [f[:32] for f in ctx.x_cal]
+        ranges = tl.calibrate_litert(fp32.path, ctx.x_cal, kinds, threads, fp32_outputs=len(probe[0]))
         cands = {k: ctx.work / f"int8-{k}.tflite" for k in kinds}
         steps = {k: tl.quantize_aeq_static(fp32.path, cands[k], ctx.x_cal, ctx.calib_sha, k, ranges[k], xnnpack=not _full_integer(ctx))
                  for k in kinds}
@@ -126,8 +127,7 @@ class TfliteFormat(Format):
 
             raise PipelineError("AI Edge Quantizer quantized no operator of this model",
                                 hint="choose --precision fp32 or fp16 for it")
-        probe = [f[:32] for f in ctx.x_cal]
-        ref = run_batch(rt.open(fp32.path, threads), probe)[0]
+        ref = ranges["fp32_outputs"][0] if "fp32_outputs" in ranges else run_batch(rt.open(fp32.path, threads), probe)[0]
         scores = {k: sqnr_db(ref, run_batch(rt.open(p, threads), probe)[0]) for k, p in cands.items()}
         # a candidate that left everything in float is "closest to fp32" by being fp32: never pick it
         score = {k: (v if v is not None else float("inf")) if quantized[k] else float("-inf") for k, v in scores.items()}

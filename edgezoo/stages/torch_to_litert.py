@@ -167,7 +167,8 @@ RANGES = {
 }
 
 
-def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...] = ("minmax",), threads: int = 1) -> dict[str, dict]:
+def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...] = ("minmax",), threads: int = 1,
+                     fp32_outputs: int = 0) -> dict[str, dict]:
     """Activation ranges for AI Edge Quantizer, one set per method in ``methods``, from one
     pass of the calibration samples through the fp32 flatbuffer (LiteRT keeping every tensor,
     as AI Edge Quantizer's own calibration runs it).
@@ -183,10 +184,13 @@ def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ..
       litert-torch conversion.
 
     Which tensors need ranges is AI Edge Quantizer's call: its calibration of the first sample
-    names them. Any failure is a PipelineError of one line."""
+    names them. ``fp32_outputs=N``: the result's "fp32_outputs" holds the fp32 model's outputs
+    on the first N samples as well (one array per model output, in the interpreter's output
+    order), read from the same pass instead of running them again. Any failure is a
+    PipelineError of one line."""
     with _quiet():
         try:
-            return _calibrate_litert(fp32, calib, methods, threads)
+            return _calibrate_litert(fp32, calib, methods, threads, fp32_outputs)
         except EdgezooError:  # a missing package says so itself
             raise
         except Exception as exc:  # the interpreter's and the quantizer's own errors
@@ -194,7 +198,7 @@ def calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ..
                                 hint="choose --precision fp32 or fp16 for this model") from exc
 
 
-def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...], threads: int) -> dict[str, dict]:
+def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, ...], threads: int, keep: int = 0) -> dict[str, dict]:
     from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithms.uniform_quantize import common_quantize
     from ai_edge_quantizer.utils import qsv_utils
@@ -208,6 +212,9 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
     valid = (-3e38, 3e38)  # AI Edge Quantizer's min_max_calibrate bounds (a -inf padding constant is not a range)
     interp = tiu.create_tfl_interpreter(str(fp32), use_xnnpack=True, num_threads=threads, preserve_all_tensors=True)
     subgraph = tiu.get_signature_main_subgraph_index(interp, key)
+    by_index = {d["index"]: name for name, d in interp.get_signature_runner(key).get_output_details().items()}
+    order = [by_index.get(d["index"]) for d in interp.get_output_details()] if subgraph == 0 else [None]
+    kept: list[list[np.ndarray]] = []
     # read only the tensors that need ranges (the constants are most of the bytes), each name
     # resolved as AI Edge Quantizer's get_tensor_name_to_content_map resolves it
     details = {d["name"]: d for d in interp.get_tensor_details(subgraph) if d["name"] and np.all(d["shape"])}
@@ -222,8 +229,10 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
 
         observers = {n: HistogramObserver(dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine, eps=2**-12)
                      for n in wanted}
-    for sample in samples:
-        tiu.invoke_interpreter_signature(interp, sample, key)
+    for i, sample in enumerate(samples):
+        result = tiu.invoke_interpreter_signature(interp, sample, key)
+        if i < keep and None not in order:
+            kept.append([np.array(result[name]) for name in order])
         for name in wanted:
             value = tiu.get_tensor_data(interp, details[name], subgraph, dequantize=False)
             lo, hi = (value.min(), value.max()) if value.dtype.kind == "f" and value.size else (None, None)
@@ -242,6 +251,8 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
         full = q.calibrate({key: samples}, num_threads=threads)
         minmax.update({n: full[n] for n in elsewhere if n in full})
     out = {}
+    if kept:
+        out["fp32_outputs"] = [np.concatenate([k[j] for k in kept]) for j in range(len(order))]
     if "minmax" in methods:
         out["minmax"] = minmax
     if observers:
@@ -276,7 +287,7 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
         try:
             result = calibration if calibration is not None else calibrate_litert(fp32, calib, (ranges,), threads)[ranges]
             build([])
-            float_ops = _int8_ops_outside_xnnpack(out) if xnnpack else []
+            float_ops = _int8_ops_outside_xnnpack(out, fp32) if xnnpack else []
             if float_ops:
                 build(float_ops)
         except EdgezooError:
@@ -291,19 +302,25 @@ def quantize_aeq_static(fp32: Path, out: Path, calib: list[np.ndarray], calib_sh
     return Step("quantize-static-int8", "ai-edge-quantizer", _version("ai-edge-quantizer"), params, sha256_file(fp32), sha256_file(out))
 
 
-def _int8_ops_outside_xnnpack(path: Path) -> list[str]:
-    """Operator types AI Edge Quantizer made int8 that XNNPACK does not take: they run on
-    LiteRT's builtin kernels and cut the delegated graph into pieces. A standalone int8 RELU
-    is one (its output range differs from its input's): face-mtcnn-onet's PReLUs made its int8
-    model 4.5x slower than fp32 (1.24 vs 0.27 ms p50 on this host). Left in float, between
-    QUANTIZE/DEQUANTIZE pairs, they stay in XNNPACK."""
+def _int8_ops_outside_xnnpack(path: Path, fp32: Path) -> list[str]:
+    """Operator types AI Edge Quantizer made int8 that XNNPACK does not take, though it takes
+    them in float (in the fp32 model ``fp32``): they run on LiteRT's builtin kernels and cut
+    the delegated graph into pieces. A standalone int8 RELU is one (its output range differs
+    from its input's): face-mtcnn-onet's PReLUs made its int8 model 4.5x slower than fp32
+    (1.24 vs 0.27 ms p50 on this host). Left in float, between QUANTIZE/DEQUANTIZE pairs, they
+    stay in XNNPACK. An operator XNNPACK refuses in float too (resnet50's PADV2 before its max
+    pool) stays int8: in float it would still run outside, between two more conversions."""
     from ai_edge_quantizer import qtyping
 
     from edgezoo.runtimes import litert
 
     known = {o.value for o in qtyping.TFLOperationName}
-    return sorted({o["op"] for o in litert.operators(path)
-                   if o["placement"] == "CPU (builtin kernel)" and o["dtype"] in ("int8", "uint8") and o["op"] in known})
+    outside = {o["op"] for o in litert.operators(path)
+               if o["placement"] == "CPU (builtin kernel)" and o["dtype"] in ("int8", "uint8") and o["op"] in known}
+    if not outside:
+        return []
+    in_float = {o["op"] for o in litert.operators(fp32) if o["placement"] != "CPU (builtin kernel)"}
+    return sorted(outside & in_float)
 
 
 def _loads_in_litert(path: Path, what: str) -> None:
