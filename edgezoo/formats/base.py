@@ -82,6 +82,7 @@ class Format(abc.ABC):
     description: str = ""
     check_builds_variant: bool = False  # the operator/memory report needs the quantized model
     dynamic_int8_note: str = ""  # what dynamic int8 does to a CNN on this format's runtime (plan warning)
+    serial_fp32: bool = False  # the fp32 build keeps one core busy for seconds (a converter tracing in Python)
 
     def validate_spec(self, target, spec) -> None:
         """Raise ValueError for a profile entry this format cannot serve."""

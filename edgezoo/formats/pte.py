@@ -13,6 +13,7 @@ from edgezoo.formats.base import Artifact, Format
 
 class PteFormat(Format):
     name = "pte"
+    serial_fp32 = True  # torch.export and to_edge_transform_and_lower trace in Python
     runtime = "executorch"
     model_file = "model.pte"
     precisions = ("fp32", "int8")

@@ -15,6 +15,7 @@ from edgezoo.formats.base import Artifact, Context, Format
 
 class TfliteFormat(Format):
     name = "tflite"
+    serial_fp32 = True  # litert-torch: resnet50 in about 12 s on one core
     runtime = "litert"
     model_file = "model.tflite"
     precisions = ("fp32", "fp16", "int8", "dynamic-int8")

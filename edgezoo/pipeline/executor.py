@@ -27,8 +27,9 @@ import numpy as np
 from edgezoo import registry
 from edgezoo.errors import BudgetError, EdgezooError, ModelFileError, PipelineError, UsageError, first_line
 from edgezoo.formats.base import Artifact, Context
-from edgezoo.pipeline import compat
+from edgezoo.pipeline import compat, reference
 from edgezoo.pipeline.plan import Plan, check_writable
+from edgezoo.pipeline.reference import torch_outputs
 from edgezoo.schemas.report import Latency, MicroReport, OpSupport, Quality
 from edgezoo.stages import Step
 from edgezoo.pipeline.sensitivity import choose_keep_float
@@ -281,22 +282,6 @@ def _reload_user_model(plan: Plan):
     return torch_source.load_factory(plan.source_spec, plan.weights_path)
 
 
-def torch_outputs(model, feeds: list[np.ndarray], batch: int = 4) -> list[np.ndarray]:
-    """The model's outputs on N samples; ``batch=1`` for models fixed to a batch of one (a
-    user's .pt2 or factory module). Small batches keep eager PyTorch's activations in the
-    CPU's caches: on this 2-core host, 96 crops through mobilenet_v2 take 2.3 s in batches
-    of 4 and 4.1 s in batches of 32; resnet50 7.9 s and 11.9 s."""
-    import torch
-
-    chunks = []
-    n = len(feeds[0])
-    with torch.inference_mode():
-        for i in range(0, n, batch):
-            y = model(*[torch.from_numpy(f[i : i + batch]) for f in feeds])
-            chunks.append([t.detach().numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))])
-    return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
-
-
 def torch_runner(model):
     """``run_one`` for a PyTorch module: one sample's numpy inputs to its numpy outputs."""
     import torch
@@ -323,6 +308,7 @@ class Executor:
         self.profile: dict[str, dict[str, float]] = {}  # per stage: CPU seconds (own, children), peak memory
         self.cache_hits: list[str] = []  # stages whose result came from the stage cache
         self.model_key: str | None = None  # what the source model is, for cache keys (None: not cached)
+        self.pending: list[reference.Pending] = []  # reference outputs a worker process is computing
 
     def stage(self, name: str) -> _Stage:
         return _Stage(self.seconds, name, self.progress, self.failed_stages, self.profile)
@@ -354,6 +340,8 @@ class Executor:
                                 hint=f"free space on the disk of {out_dir if until == 'bundle' else work.parent} "
                                      "(or of $TMPDIR), or pass --out on another disk") from exc
         finally:
+            for p in self.pending:  # a run that stopped before evaluating leaves no worker behind
+                p.cancel()
             shutil.rmtree(work, ignore_errors=True)
             for folder in created:  # a failed export leaves no empty --out behind (innermost first)
                 try:
@@ -577,7 +565,12 @@ class Executor:
         def compute():
             if self.task.drives_model:
                 return self.task.infer(torch_runner(get_model()), x_eval, labels, plan.card.task_options)
-            return torch_outputs(get_model(), x_eval)
+            # a serial conversion comes next: a long reference runs beside it in a worker
+            beside = self.format.serial_fp32 and plan.card.architecture not in ("tflite-graph", "tflite-file")
+            pending = reference.reference(get_model(), plan.card.architecture, x_eval, beside)
+            if isinstance(pending, reference.Pending):
+                self.pending.append(pending)
+            return pending
 
         if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
             return compute()
@@ -606,10 +599,20 @@ class Executor:
                 with np.load(Path(tmp) / "outputs.npz", allow_pickle=False) as d:
                     self.cache_hits.append(label)
                     return [d[f"o{i}"] for i in range(len(d.files))]
-            arrays = compute()
+        arrays = compute()
+        if isinstance(arrays, reference.Pending):  # stored once the worker has them
+            return arrays.then(lambda a: self._store_arrays(k, stage, a))
+        self._store_arrays(k, stage, arrays)
+        return arrays
+
+    def _store_arrays(self, k: str, stage: str, arrays: list[np.ndarray]) -> None:
+        from edgezoo.pipeline import cache
+
+        if not cache.enabled():
+            return
+        with tempfile.TemporaryDirectory(prefix="edgezoo-cache-") as tmp:
             np.savez(Path(tmp) / "outputs.npz", **{f"o{i}": np.asarray(a) for i, a in enumerate(arrays)})
             cache.put(k, stage, Path(tmp), ["outputs.npz"], {"model": self.plan.card.id})
-            return arrays
 
     def _eval_digest(self, x_eval, labels) -> str:
         from edgezoo.pipeline import cache
@@ -774,6 +777,7 @@ class Executor:
         base = ctx.torch_model
         if base is None:
             raise UsageError(f"{plan.model_id} has no PyTorch module to prune or fine-tune")
+        torch_ref = reference.resolve(torch_ref)
         key = (plan.prune.label() if plan.prune is not None else "", plan.finetune_epochs)
         if key in self.shared.compressed:  # another candidate of the same search already did this work
             model, record, new_ref, steps = self.shared.compressed[key]
@@ -991,10 +995,11 @@ class Executor:
         compat.require_supported(out.operators, self.plan.target_id, self.format.runtime)
         return True
 
-    def _evaluate(self, out: Outcome, x_eval: list[np.ndarray], labels, torch_ref, reference=None) -> None:
+    def _evaluate(self, out: Outcome, x_eval: list[np.ndarray], labels, torch_ref, expected=None) -> None:
         from edgezoo.runtimes.base import run_batch
 
         with self.stage("evaluate"):
+            torch_ref = reference.resolve(torch_ref)  # a worker's, if it computed them beside the conversion
             ref = None
             for v in out.variants.values():
                 if v.artifact is None:
@@ -1010,8 +1015,8 @@ class Executor:
                 if ref is None:
                     ref = outputs
                 v.quality = self.task.compare(ref, outputs, labels)
-                if reference is not None:  # the user's own expected outputs (--eval-data)
-                    given = self.task.compare(reference, outputs, None)
+                if expected is not None:  # the user's own expected outputs (--eval-data)
+                    given = self.task.compare(expected, outputs, None)
                     v.quality.metrics["reference_agreement"] = given.agreement
                     if given.sqnr_db is not None:
                         v.quality.metrics["reference_sqnr_db"] = given.sqnr_db
