@@ -234,7 +234,10 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
         if i < keep and None not in order:
             kept.append([np.array(result[name]) for name in order])
         for name in wanted:
-            value = tiu.get_tensor_data(interp, details[name], subgraph, dequantize=False)
+            # a view of LiteRT's buffer where the API offers one (the main subgraph): no copy of
+            # every activation of every sample (resnet50: 1.1 s); no reference outlives the loop
+            value = interp.tensor(details[name]["index"])() if subgraph == 0 else \
+                tiu.get_tensor_data(interp, details[name], subgraph, dequantize=False)
             lo, hi = (value.min(), value.max()) if value.dtype.kind == "f" and value.size else (None, None)
             if lo is not None and lo > valid[0] and hi < valid[1]:  # what AI Edge Quantizer's masked min/max gives, in one plain pass
                 qsv = {"min": np.reshape(lo, (1,) * value.ndim), "max": np.reshape(hi, (1,) * value.ndim)}
@@ -245,8 +248,11 @@ def _calibrate_litert(fp32: Path, calib: list[np.ndarray], methods: tuple[str, .
             if name in observers:
                 flat = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)).reshape(-1)
                 if flat.numel() > HISTOGRAM_VALUES:  # an even stride through the tensor, its extremes kept
-                    flat = torch.cat([flat[:: -(-flat.numel() // HISTOGRAM_VALUES)], torch.stack(torch.aminmax(flat))])
+                    ends = torch.tensor([lo, hi], dtype=torch.float32) if lo is not None else torch.stack(torch.aminmax(flat))
+                    flat = torch.cat([flat[:: -(-flat.numel() // HISTOGRAM_VALUES)], ends])
                 observers[name](flat)
+                del flat
+            del value
     if elsewhere:  # min/max for every tensor as AI Edge Quantizer computes it; no histogram inside called subgraphs
         full = q.calibrate({key: samples}, num_threads=threads)
         minmax.update({n: full[n] for n in elsewhere if n in full})
