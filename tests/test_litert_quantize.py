@@ -5,6 +5,7 @@ offered from the CLI."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,23 @@ def test_each_ai_edge_quantizer_range_kind_from_the_cli(tmp_path, choice, ranges
     assert not any(n.startswith("auto:") for n in step.get("notes", []))
     fp32, int8 = report["variants"]["fp32"]["quality"], report["variants"]["int8"]["quality"]
     assert fp32["top1"] - int8["top1"] <= 1.0
+
+
+def test_auto_scores_on_more_samples_only_when_the_choice_is_close(tmp_path, monkeypatch):
+    """auto scores both candidates on 16 calibration samples, and on 32 when their SQNRs are
+    closer than CLOSE_DB (digits-cnn's are 18 dB apart: made "close" by a huge CLOSE_DB)."""
+    from edgezoo.formats import tflite
+
+    def note(close_db, name):
+        monkeypatch.setattr(tflite, "CLOSE_DB", close_db)
+        res = run_cli("export", "digits-cnn", "--target", "raspberrypi", "--no-cache", "--out", str(tmp_path / name), "--json")
+        step = json.loads((Path(json.loads(res.stdout)["bundle"]) / "manifest.json").read_text())["lineage"][-1]
+        return next(n for n in step["notes"] if n.startswith("auto: SQNR against fp32"))
+
+    clear, close = note(tflite.CLOSE_DB, "clear"), note(1000.0, "close")
+    assert " on 16 calibration samples" in clear and " on 32 calibration samples" in close
+    assert clear.split(": ", 2)[2] != close.split(": ", 2)[2]  # scored on other samples
+    assert clear.endswith("kept histogram") and close.endswith("kept histogram")
 
 
 def test_int8_operators_xnnpack_cannot_take_stay_in_float(tmp_path):
