@@ -52,6 +52,10 @@ def test_a_cached_export_is_the_uncached_one(cache, tmp_path, target, monkeypatc
     lineage = [json.loads((b / "manifest.json").read_text())["lineage"] for b in (b1, b2, b3)]
     assert lineage[0] == lineage[1] == lineage[2]
     run_cli("verify", str(b2))
+    # the int8 entry holds the kept model only (LiteRT's auto builds two and keeps one)
+    stored = [json.loads(e.read_text()) for e in cache.glob("stages/*/*/entry.json")]
+    variant = next(m for m in stored if m.get("stage") == "variant")
+    assert len(variant["files"]) == 1, variant["files"]
 
 
 def test_a_fully_cached_export_never_builds_the_model(cache, tmp_path, monkeypatch):

@@ -149,7 +149,11 @@ class TfliteFormat(Format):
             if not abs(score["minmax"] - score["histogram"]) < CLOSE_DB:
                 break
         best = max(score, key=lambda k: (score[k], k == "histogram"))
-        shutil.copyfile(cands[best], out)
+        del sessions
+        cands[best].replace(out)
+        for k, path in cands.items():  # the other is not part of the result (nor of its stage-cache entry)
+            if k != best:
+                path.unlink()
         note = (f"auto: SQNR against fp32 on {n} calibration samples: "
                 + ", ".join(f"{k} ranges {score[k]:.2f} dB" if quantized[k] else f"{k} ranges quantized nothing" for k in kinds)
                 + f"; kept {best}")
