@@ -3,12 +3,18 @@ match (the report's export check).
 
 For a large zoo model this is seconds of PyTorch (resnet50: 100 crops in about 6.5 s on a
 2-core host), and some formats spend longer still converting on a single core (litert-torch
-and ExecuTorch trace the model in Python). :func:`reference` then runs the first batch here,
+and ExecuTorch trace the model in Python). :func:`reference` then runs the first two batches here,
 and when the rest would take longer than :data:`BACKGROUND_AFTER_S`, hands it to a worker
 process (``python -m edgezoo.pipeline.reference``) that runs on the idle core while the
 conversion runs on the other; the executor collects it before evaluating. The worker
 rebuilds the architecture and loads the model's weights from a safetensors file, so only
 tensors cross the process boundary, never pickles.
+
+A worker costs about 3 s of its own before it computes anything (importing torch and
+torchvision, building the architecture). For a model expected to need one
+(:func:`worth_prestarting`), the executor starts the :class:`Worker` before this process builds the
+model, so those seconds overlap the model's own build rather than the conversion; it then
+waits for its inputs, or is cancelled when the reference turns out to be quick.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 
 BATCH = 4
 BACKGROUND_AFTER_S = 3.0  # the worker's own start (importing torch, building the model) costs about this
+PRESTART_BYTES = 20 << 20  # weights this large (resnet18 and up) take a reference of seconds: start a worker early
 
 
 def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np.ndarray]:
@@ -43,13 +50,65 @@ def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
+def worth_prestarting(weights_bytes: int) -> bool:
+    """Whether a model with weights this large is likely to hand its reference to a worker."""
+    return weights_bytes >= PRESTART_BYTES and (os.cpu_count() or 1) >= 2
+
+
+class Worker:
+    """A worker process for one architecture: started (and importing) now, given the weights
+    and the inputs later (:meth:`give`), its outputs read by :class:`Pending`."""
+
+    def __init__(self, architecture: str):
+        self.folder = Path(tempfile.mkdtemp(prefix="edgezoo-reference-"))
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        try:
+            with open(self.folder / "stderr.txt", "wb") as err:
+                self.proc = subprocess.Popen([sys.executable, "-m", "edgezoo.pipeline.reference", architecture, str(self.folder)],
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def give(self, model, feeds: list[np.ndarray]) -> None:
+        """The model's weights and the inputs to run: the worker starts on them."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(self.folder / "state.safetensors"))
+        arrays = {}
+        for k, f in enumerate(feeds):  # each as it lies in memory (images are channels-last under an NCHW view:
+            order = np.argsort(f.strides, kind="stable")[::-1]  # PyTorch keeps that layout, and its convolutions run faster on it)
+            arrays[f"i{k}"], arrays[f"order{k}"] = np.ascontiguousarray(f.transpose(order)), order
+        np.savez(self.folder / "inputs.npz", **arrays)
+        (self.folder / "go").touch()
+
+    def outputs(self) -> tuple[list[np.ndarray] | None, str]:
+        """Wait for the worker: its outputs, or None and why it failed."""
+        try:
+            code = self.proc.wait()
+            if code == 0 and (self.folder / "outputs.npz").exists():
+                with np.load(self.folder / "outputs.npz", allow_pickle=False) as d:
+                    return [d[f"o{i}"] for i in range(len(d.files))], ""
+            err = self.folder / "stderr.txt"
+            lines = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
+            return None, lines[-1] if lines else f"exit code {code}"
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class Pending:
     """Reference outputs a worker process is computing. :meth:`result` waits for them (once)
-    and joins them to the first batch computed here; if the worker failed, the rest is
+    and joins them to the batches computed here; if the worker failed, the rest is
     computed here instead (the outputs are the same, only later). :meth:`cancel` stops it."""
 
-    def __init__(self, head: list[np.ndarray], proc: subprocess.Popen, folder: Path, model, feeds: list[np.ndarray]):
-        self.head, self.proc, self.folder = head, proc, folder
+    def __init__(self, head: list[np.ndarray], worker: Worker, model, feeds: list[np.ndarray]):
+        self.head, self.worker = head, worker
         self._model, self._feeds = model, feeds  # for the fallback
         self._value: list[np.ndarray] | None = None
         self._then = []
@@ -62,18 +121,7 @@ class Pending:
 
     def result(self) -> list[np.ndarray]:
         if self._value is None:
-            tail = None
-            try:
-                code = self.proc.wait()
-                if code == 0 and (self.folder / "outputs.npz").exists():
-                    with np.load(self.folder / "outputs.npz", allow_pickle=False) as d:
-                        tail = [d[f"o{i}"] for i in range(len(d.files))]
-                else:
-                    err = self.folder / "stderr.txt"
-                    lines = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
-                    self.worker_failed = lines[-1] if lines else f"exit code {code}"
-            finally:
-                shutil.rmtree(self.folder, ignore_errors=True)
+            tail, self.worker_failed = self.worker.outputs()
             if tail is None:
                 tail = torch_outputs(self._model, [f[len(self.head[0]) :] for f in self._feeds])
             self._value = [np.concatenate([h, t]) for h, t in zip(self.head, tail)]
@@ -83,10 +131,8 @@ class Pending:
         return self._value
 
     def cancel(self) -> None:
-        if self._value is None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self._value is None:
+            self.worker.cancel()
 
 
 def resolve(ref):
@@ -94,34 +140,30 @@ def resolve(ref):
     return ref.result() if isinstance(ref, Pending) else ref
 
 
-def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool) -> list[np.ndarray] | Pending:
+def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool,
+              worker: Worker | None = None) -> list[np.ndarray] | Pending:
     """The outputs of ``model`` (the zoo ``architecture`` with its weights) on ``feeds``.
     ``beside``: the next stage keeps one core busy on its own (a serial conversion), so a
-    long rest of the computation goes to a worker process on the other core."""
+    long rest of the computation goes to a worker process on the other core (``worker``,
+    when one was started already; it is cancelled if the rest is computed here)."""
     n = len(feeds[0])
+    first = torch_outputs(model, [f[:BATCH] for f in feeds])  # PyTorch's first call sets up: not timed
     t0 = time.perf_counter()
-    head = torch_outputs(model, [f[:BATCH] for f in feeds])
-    rest_s = (time.perf_counter() - t0) * (n - BATCH) / BATCH
-    if not beside or n <= BATCH or rest_s < BACKGROUND_AFTER_S or (os.cpu_count() or 1) < 2:
-        return head if n <= BATCH else [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[BATCH:] for f in feeds]))]
-    from safetensors.torch import save_file
-
-    folder = Path(tempfile.mkdtemp(prefix="edgezoo-reference-"))
+    second = torch_outputs(model, [f[BATCH : 2 * BATCH] for f in feeds]) if n > BATCH else [a[:0] for a in first]
+    head = [np.concatenate([a, b]) for a, b in zip(first, second)]
+    done = len(head[0])
+    rest_s = (time.perf_counter() - t0) * (n - done) / BATCH
+    if not beside or n <= done or rest_s < BACKGROUND_AFTER_S or (os.cpu_count() or 1) < 2:
+        if worker is not None:
+            worker.cancel()
+        return head if n <= done else [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
+    worker = worker or Worker(architecture)
     try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "state.safetensors"))
-        arrays = {}
-        for k, f in enumerate(feeds):  # each as it lies in memory (images are channels-last under an NCHW view:
-            order = np.argsort(f.strides, kind="stable")[::-1]  # PyTorch keeps that layout, and its convolutions run faster on it)
-            arrays[f"i{k}"], arrays[f"order{k}"] = np.ascontiguousarray(f[BATCH:].transpose(order)), order
-        np.savez(folder / "inputs.npz", **arrays)
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        with open(folder / "stderr.txt", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "edgezoo.pipeline.reference", architecture, str(folder)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        worker.give(model, [f[done:] for f in feeds])
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        worker.cancel()
         raise
-    return Pending(head, proc, folder, model, feeds)
+    return Pending(head, worker, model, feeds)
 
 
 def _worker(architecture: str, folder: Path) -> None:
@@ -130,10 +172,15 @@ def _worker(architecture: str, folder: Path) -> None:
 
     from edgezoo.zoo import models
 
+    parent = os.getppid()
     torch.set_num_threads(1)  # the other core is the conversion's
-    state = load_file(str(folder / "state.safetensors"))
-    with torch.device("meta"):  # no random initialisation to overwrite (resnet50: 1 s)
+    with torch.device("meta"):  # imports what the architecture needs; no random initialisation to overwrite
         model = models.build(architecture)
+    while not (folder / "go").exists():  # the exporting process is still building the model
+        if os.getppid() != parent:  # it is gone
+            return
+        time.sleep(0.02)
+    state = load_file(str(folder / "state.safetensors"))
     model.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a buffer outside the state dict
         model = models.build(architecture)
