@@ -76,27 +76,11 @@ def test_cancel_stops_the_worker_and_removes_its_files(monkeypatch, own_tmp):
     assert list(own_tmp.iterdir()) == []
 
 
-def test_a_worker_started_early_is_used_or_cancelled(monkeypatch, own_tmp):
-    model, feeds = _digits_model(), _feeds()
-    monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
-    early = reference.Worker("edgezoo.digits_cnn")
-    pending = reference.reference(model, "edgezoo.digits_cnn", feeds, beside=True, worker=early)
-    assert pending.worker is early
-    np.testing.assert_allclose(pending.result()[0], reference.torch_outputs(model, feeds)[0], rtol=1e-5, atol=1e-5)
-    monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", 1e9)  # quick: computed here, the early worker stopped
-    early = reference.Worker("edgezoo.digits_cnn")
-    assert isinstance(reference.reference(model, "edgezoo.digits_cnn", feeds, beside=True, worker=early), list)
-    assert early.proc.poll() is not None
-    assert list(own_tmp.iterdir()) == []
-
-
 def test_export_with_the_reference_beside_the_conversion(monkeypatch, tmp_path, own_tmp):
     """Through the CLI: a LiteRT export whose reference a worker computed checks the fp32
     export as one computed here does, and the worker's reference lands in the stage cache.
-    The worker is started before the model is built (as for a large model), and stopped
-    when the reference turns out quick; none is left behind."""
+    None is left behind."""
     monkeypatch.setenv("EDGEZOO_CACHE", str(tmp_path / "cache"))  # no other test's reference in it
-    monkeypatch.setattr(reference, "PRESTART_BYTES", 0)
     made = []
     real = reference.reference
 

@@ -106,11 +106,6 @@ def _entry(k: str) -> Path:
     return root() / k[:2] / k
 
 
-def has(k: str) -> bool:
-    """Whether entry ``k`` is stored (``get`` may still miss it, when it is damaged)."""
-    return enabled() and (_entry(k) / "entry.json").is_file()
-
-
 def get(k: str, dest: Path) -> dict | None:
     """Copy entry ``k``'s files into ``dest`` and return its metadata, or None on a miss (or
     when the entry vanished mid-copy: the caller recomputes)."""

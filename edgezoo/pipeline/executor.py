@@ -308,7 +308,7 @@ class Executor:
         self.profile: dict[str, dict[str, float]] = {}  # per stage: CPU seconds (own, children), peak memory
         self.cache_hits: list[str] = []  # stages whose result came from the stage cache
         self.model_key: str | None = None  # what the source model is, for cache keys (None: not cached)
-        self.pending: list = []  # reference workers (reference.Worker, reference.Pending): cancelled when the run ends
+        self.pending: list[reference.Pending] = []  # reference outputs a worker is computing: cancelled when the run ends
 
     def stage(self, name: str) -> _Stage:
         return _Stage(self.seconds, name, self.progress, self.failed_stages, self.profile)
@@ -564,25 +564,19 @@ class Executor:
         # a serial conversion comes next: a long reference runs beside it in a worker process
         beside = (not self.task.drives_model and self.format.serial_fp32
                   and plan.card.architecture not in ("tflite-graph", "tflite-file"))
-        worker = None
 
         def compute():
             if self.task.drives_model:
                 return self.task.infer(torch_runner(get_model()), x_eval, labels, plan.card.task_options)
-            return reference.reference(get_model(), plan.card.architecture, x_eval, beside, worker=worker)
+            return reference.reference(get_model(), plan.card.architecture, x_eval, beside)
 
         if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
             return compute()
         k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
                       eval=self._eval_digest(x_eval, labels))
-        if beside and not cache.has(k) and reference.worth_prestarting(plan.card.version().weights.bytes):
-            worker = reference.Worker(plan.card.architecture)  # importing while this process builds the model
-            self.pending.append(worker)
         ref = self._cached_arrays(k, "reference", "reference", compute)
         if isinstance(ref, reference.Pending):
             self.pending.append(ref)
-        elif worker is not None:  # stored after all, or computed here
-            worker.cancel()
         return ref
 
     def _cached_outputs(self, v: Variant, x_eval, labels, infer):

@@ -11,10 +11,10 @@ rebuilds the architecture and loads the model's weights from a safetensors file,
 tensors cross the process boundary, never pickles.
 
 A worker costs about 3 s of its own before it computes anything (importing torch and
-torchvision, building the architecture). For a model expected to need one
-(:func:`worth_prestarting`), the executor starts the :class:`Worker` before this process builds the
-model, so those seconds overlap the model's own build rather than the conversion; it then
-waits for its inputs, or is cancelled when the reference turns out to be quick.
+torchvision): it starts them while this process writes its inputs. Starting it before the
+model is built was tried: on this 2-core host the export took as long (57.7-60.3 s for
+resnet50 raspberrypi against 59.3-59.9), the contention only moving from the int8 build to
+the model build and the conversion.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import numpy as np
 
 BATCH = 4
 BACKGROUND_AFTER_S = 3.0  # the worker's own start (importing torch, building the model) costs about this
-PRESTART_BYTES = 20 << 20  # weights this large (resnet18 and up) take a reference of seconds: start a worker early
 
 
 def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np.ndarray]:
@@ -50,14 +49,9 @@ def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
-def worth_prestarting(weights_bytes: int) -> bool:
-    """Whether a model with weights this large is likely to hand its reference to a worker."""
-    return weights_bytes >= PRESTART_BYTES and (os.cpu_count() or 1) >= 2
-
-
 class Worker:
     """A worker process for one architecture: started (and importing) now, given the weights
-    and the inputs later (:meth:`give`), its outputs read by :class:`Pending`."""
+    and the inputs (:meth:`give`) as soon as they are written, its outputs read by :class:`Pending`."""
 
     def __init__(self, architecture: str):
         self.folder = Path(tempfile.mkdtemp(prefix="edgezoo-reference-"))
@@ -140,12 +134,10 @@ def resolve(ref):
     return ref.result() if isinstance(ref, Pending) else ref
 
 
-def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool,
-              worker: Worker | None = None) -> list[np.ndarray] | Pending:
+def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool) -> list[np.ndarray] | Pending:
     """The outputs of ``model`` (the zoo ``architecture`` with its weights) on ``feeds``.
     ``beside``: the next stage keeps one core busy on its own (a serial conversion), so a
-    long rest of the computation goes to a worker process on the other core (``worker``,
-    when one was started already; it is cancelled if the rest is computed here)."""
+    long rest of the computation goes to a worker process on the other core."""
     n = len(feeds[0])
     first = torch_outputs(model, [f[:BATCH] for f in feeds])  # PyTorch's first call sets up: not timed
     t0 = time.perf_counter()
@@ -154,10 +146,8 @@ def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool,
     done = len(head[0])
     rest_s = (time.perf_counter() - t0) * (n - done) / BATCH
     if not beside or n <= done or rest_s < BACKGROUND_AFTER_S or (os.cpu_count() or 1) < 2:
-        if worker is not None:
-            worker.cancel()
         return head if n <= done else [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
-    worker = worker or Worker(architecture)
+    worker = Worker(architecture)
     try:
         worker.give(model, [f[done:] for f in feeds])
     except BaseException:
