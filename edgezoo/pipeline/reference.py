@@ -166,7 +166,7 @@ def _worker(architecture: str, folder: Path) -> None:
     torch.set_num_threads(1)  # the other core is the conversion's
     with torch.device("meta"):  # imports what the architecture needs; no random initialisation to overwrite
         model = models.build(architecture)
-    while not (folder / "go").exists():  # the exporting process is still building the model
+    while not (folder / "go").exists():  # the exporting process is still writing the weights and inputs
         if os.getppid() != parent:  # it is gone
             return
         time.sleep(0.02)
