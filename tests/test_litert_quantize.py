@@ -159,3 +159,30 @@ def test_int8_operators_xnnpack_cannot_take_stay_in_float(tmp_path):
     step = tl.quantize_aeq_static(fp32, out, calib, "test", xnnpack=False)
     assert "float_for_xnnpack" not in step.params
     assert {o["dtype"] for o in litert.operators(out) if o["op"] in ("RELU", "CONV_2D", "MUL")} == {"int8"}
+
+
+def test_operators_xnnpack_refuses_in_float_too_stay_int8(tmp_path):
+    """A max pool with padding lowers to PADV2 (padding with the lowest value), which XNNPACK
+    takes in neither precision: rebuilding it in float would only add conversions around it."""
+    import torch
+
+    from edgezoo.runtimes import litert
+    from edgezoo.stages import torch_to_litert as tl
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, padding=1),
+                              torch.nn.Conv2d(8, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 5 * 5, 4)).eval()
+
+    class Card:
+        id = "padded-pool"
+        input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
+        inputs = (input,)
+
+    fp32, out = tmp_path / "fp32.tflite", tmp_path / "int8.tflite"
+    tl.convert_fp32(net, Card(), fp32, "test")
+    assert {o["op"] for o in litert.operators(fp32) if o["placement"] == "CPU (builtin kernel)"} == {"PADV2"}
+    calib = [np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)]
+    step = tl.quantize_aeq_static(fp32, out, calib, "test")
+    assert "float_for_xnnpack" not in step.params
+    outside = [o for o in litert.operators(out) if o["placement"] == "CPU (builtin kernel)"]
+    assert [(o["op"], o["dtype"]) for o in outside] == [("PADV2", "int8")]
