@@ -138,15 +138,16 @@ def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool) -
     """The outputs of ``model`` (the zoo ``architecture`` with its weights) on ``feeds``.
     ``beside``: the next stage keeps one core busy on its own (a serial conversion), so a
     long rest of the computation goes to a worker process on the other core."""
-    n = len(feeds[0])
+    n, done = len(feeds[0]), 2 * BATCH
+    if not beside or n <= done or (os.cpu_count() or 1) < 2:
+        return torch_outputs(model, feeds)
     first = torch_outputs(model, [f[:BATCH] for f in feeds])  # PyTorch's first call sets up: not timed
     t0 = time.perf_counter()
-    second = torch_outputs(model, [f[BATCH : 2 * BATCH] for f in feeds]) if n > BATCH else [a[:0] for a in first]
-    head = [np.concatenate([a, b]) for a, b in zip(first, second)]
-    done = len(head[0])
+    second = torch_outputs(model, [f[BATCH:done] for f in feeds])
     rest_s = (time.perf_counter() - t0) * (n - done) / BATCH
-    if not beside or n <= done or rest_s < BACKGROUND_AFTER_S or (os.cpu_count() or 1) < 2:
-        return head if n <= done else [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
+    head = [np.concatenate([a, b]) for a, b in zip(first, second)]
+    if rest_s < BACKGROUND_AFTER_S:
+        return [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
     worker = Worker(architecture)
     try:
         worker.give(model, [f[done:] for f in feeds])
