@@ -1,11 +1,17 @@
-"""The source model's reference outputs, computed beside a serial conversion in a worker
-process (edgezoo.pipeline.reference): same outputs as in the exporting process, stored in
-the stage cache, a failed worker replaced by the computation here, nothing left behind."""
+"""The source model's reference outputs, computed beside a serial conversion in a forked
+child (edgezoo.pipeline.reference): same outputs as in the exporting process, stored in the
+stage cache; a child that fails, hangs or outlives its parent is replaced by the computation
+here or killed; nothing is left behind."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,41 +45,102 @@ def _feeds(n=11):
     return [np.random.default_rng(0).standard_normal((n, 8, 8, 1)).astype(np.float32).transpose(0, 3, 1, 2)]
 
 
+class _InChild:
+    """digits-cnn, which in a forked child fails (``hang``: sleeps) instead of computing."""
+
+    def __init__(self, model, hang=False):
+        self.model, self.hang, self.parent = model, hang, os.getpid()
+
+    def __call__(self, x):
+        if os.getpid() != self.parent:
+            if self.hang:
+                time.sleep(3600)
+            raise RuntimeError("boom in the child")
+        return self.model(x)
+
+
+def _gone(pid: int) -> bool:
+    """Ended: no such process, or a zombie its new parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 def test_a_worker_computes_the_same_outputs(monkeypatch, own_tmp):
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)  # digits-cnn is quick: always hand the rest over
     model, feeds = _digits_model(), _feeds()
-    pending = reference.reference(model, "edgezoo.digits_cnn", feeds, beside=True)
+    pending = reference.reference(model, feeds, beside=True)
     assert isinstance(pending, reference.Pending)
     got = pending.result()
-    assert pending.worker_failed == ""
+    assert pending.worker_failed == "" and pending.worker.code == 0
     want = reference.torch_outputs(model, feeds)
     assert got[0].shape == want[0].shape == (11, 10)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
     assert list(own_tmp.iterdir()) == []
     # nothing beside a conversion that is not serial, or when the rest is short
-    assert isinstance(reference.reference(model, "edgezoo.digits_cnn", feeds, beside=False), list)
+    assert isinstance(reference.reference(model, feeds, beside=False), list)
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", 3.0)
-    assert isinstance(reference.reference(model, "edgezoo.digits_cnn", feeds, beside=True), list)
+    assert isinstance(reference.reference(model, feeds, beside=True), list)
 
 
 def test_a_failed_worker_is_replaced_by_the_computation_here(monkeypatch, own_tmp):
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
     model, feeds = _digits_model(), _feeds()
-    # the worker rebuilds another architecture: the weights do not load there
-    pending = reference.reference(model, "edgezoo.mlp:64-32-10", feeds, beside=True)
+    pending = reference.reference(_InChild(model), feeds, beside=True)
     got = pending.result()
-    assert "state_dict" in pending.worker_failed or "size mismatch" in pending.worker_failed or "Missing key" in pending.worker_failed, pending.worker_failed
+    assert pending.worker_failed == "RuntimeError: boom in the child"
+    np.testing.assert_allclose(got[0], reference.torch_outputs(model, feeds)[0], rtol=1e-5, atol=1e-5)
+    assert list(own_tmp.iterdir()) == []
+
+
+def test_a_hung_worker_is_killed_at_its_deadline(monkeypatch, own_tmp):
+    monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
+    monkeypatch.setattr(reference, "TIMEOUT_S", 1.0)
+    model, feeds = _digits_model(), _feeds()
+    pending = reference.reference(_InChild(model, hang=True), feeds, beside=True)
+    t0 = time.monotonic()
+    got = pending.result()
+    assert 0.5 < time.monotonic() - t0 < 30
+    assert pending.worker_failed == "timed out"
+    assert _gone(pending.worker.pid)  # killed and reaped
     np.testing.assert_allclose(got[0], reference.torch_outputs(model, feeds)[0], rtol=1e-5, atol=1e-5)
     assert list(own_tmp.iterdir()) == []
 
 
 def test_cancel_stops_the_worker_and_removes_its_files(monkeypatch, own_tmp):
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
-    pending = reference.reference(_digits_model(), "edgezoo.digits_cnn", _feeds(400), beside=True)
-    assert list(own_tmp.iterdir())  # its inputs and weights
+    pending = reference.reference(_InChild(_digits_model(), hang=True), _feeds(), beside=True)
+    assert list(own_tmp.iterdir())  # where its outputs would go
+    assert not _gone(pending.worker.pid)
     pending.cancel()
-    assert pending.worker.proc.poll() is not None
+    assert pending.worker.code is not None and _gone(pending.worker.pid)
     assert list(own_tmp.iterdir()) == []
+
+
+def test_the_worker_dies_with_the_exporting_process(tmp_path):
+    """An exporting process killed outright (no chance to cancel) takes its child with it."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tests.test_reference import _InChild, _digits_model, _feeds
+        from edgezoo.pipeline import reference
+        reference.BACKGROUND_AFTER_S = -1.0
+        pending = reference.reference(_InChild(_digits_model(), hang=True), _feeds(), beside=True)
+        print(pending.worker.pid, flush=True)
+        time.sleep(3600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proc.stdout.readline())
+        assert not _gone(child)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(child) and time.monotonic() < deadline:  # reparented to init, which reaps it
+        time.sleep(0.05)
+    assert _gone(child)
 
 
 def test_export_with_the_reference_beside_the_conversion(monkeypatch, tmp_path, own_tmp):

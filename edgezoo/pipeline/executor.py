@@ -561,20 +561,21 @@ class Executor:
         from edgezoo.pipeline import cache
 
         plan = self.plan
-        # a serial conversion comes next: a long reference runs beside it in a worker process
+        # a serial conversion comes next: a long reference runs beside it in a forked child
         beside = (not self.task.drives_model and self.format.serial_fp32
                   and plan.card.architecture not in ("tflite-graph", "tflite-file"))
 
         def compute():
             if self.task.drives_model:
                 return self.task.infer(torch_runner(get_model()), x_eval, labels, plan.card.task_options)
-            return reference.reference(get_model(), plan.card.architecture, x_eval, beside)
+            return reference.reference(get_model(), x_eval, beside)
 
         if self.model_key is None or plan.prune is not None or plan.finetune_epochs:
-            return compute()
-        k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
-                      eval=self._eval_digest(x_eval, labels))
-        ref = self._cached_arrays(k, "reference", "reference", compute)
+            ref = compute()
+        else:
+            k = cache.key("reference", model=self.model_key, task=plan.card.task, options=plan.card.task_options,
+                          eval=self._eval_digest(x_eval, labels))
+            ref = self._cached_arrays(k, "reference", "reference", compute)
         if isinstance(ref, reference.Pending):
             self.pending.append(ref)
         return ref

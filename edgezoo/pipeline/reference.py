@@ -3,34 +3,40 @@ match (the report's export check).
 
 For a large zoo model this is seconds of PyTorch (resnet50: 100 crops in about 6.5 s on a
 2-core host), and some formats spend longer still converting on a single core (litert-torch
-and ExecuTorch trace the model in Python). :func:`reference` then runs the first two batches here,
-and when the rest would take longer than :data:`BACKGROUND_AFTER_S`, hands it to a worker
-process (``python -m edgezoo.pipeline.reference``) that runs on the idle core while the
-conversion runs on the other; the executor collects it before evaluating. The worker
-rebuilds the architecture and loads the model's weights from a safetensors file, so only
-tensors cross the process boundary, never pickles.
+and ExecuTorch trace the model in Python). :func:`reference` then runs the first two batches
+here, and when the rest would take longer than :data:`BACKGROUND_AFTER_S`, hands it to a
+child process forked from this one, which runs it at one thread on the idle core while the
+conversion runs on the other; the executor collects it before evaluating.
 
-A worker costs about 3 s of its own before it computes anything (importing torch and
-torchvision): it starts them while this process writes its inputs. Starting it before the
-model is built was tried: on this 2-core host the export took as long (57.7-60.3 s for
-resnet50 raspberrypi against 59.3-59.9), the contention only moving from the int8 build to
-the model build and the conversion.
+The child is a fork, so it starts with the model and the inputs already in memory: no
+imports, no weights written and read back, nothing pickled. (The first worker was a fresh
+interpreter that rebuilt the architecture and loaded safetensors: 3 s of imports before it
+computed anything, which on a 2-core host came out of the export's own time.) A fork of a
+process that has run threads is only safe for what the child then does, so the child runs
+PyTorch at one thread (no OpenMP team), writes its outputs with numpy and leaves with
+``os._exit``: it never prints, never imports anything new and never returns into the caller.
+It dies with the exporting process (``PR_SET_PDEATHSIG``), and one that has not finished by
+its deadline (:data:`TIMEOUT_S`, or twenty times its projected time) is killed and its part
+computed here. Hosts without a safe ``fork`` (Windows; macOS, where forking a process that
+has loaded system frameworks is not) compute the reference in process.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 
 BATCH = 4
-BACKGROUND_AFTER_S = 3.0  # the worker's own start (importing torch, building the model) costs about this
+BACKGROUND_AFTER_S = 1.0  # a shorter rest is not worth a process (forking a large one takes tens of ms)
+TIMEOUT_S = 120.0  # at least this long before a child that has not finished is given up
 
 
 def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np.ndarray]:
@@ -49,56 +55,109 @@ def torch_outputs(model, feeds: list[np.ndarray], batch: int = BATCH) -> list[np
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
-class Worker:
-    """A worker process for one architecture: started (and importing) now, given the weights
-    and the inputs (:meth:`give`) as soon as they are written, its outputs read by :class:`Pending`."""
+def can_fork() -> bool:
+    return sys.platform == "linux" and hasattr(os, "fork")
 
-    def __init__(self, architecture: str):
+
+class Worker:
+    """A forked child computing ``torch_outputs(model, feeds)`` at one thread; its outputs are
+    read by :class:`Pending`."""
+
+    def __init__(self, model, feeds: list[np.ndarray], timeout_s: float = TIMEOUT_S):
         self.folder = Path(tempfile.mkdtemp(prefix="edgezoo-reference-"))
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.deadline = time.monotonic() + timeout_s
+        self.code: int | None = None  # the child's exit code once reaped
+        sys.stdout.flush(), sys.stderr.flush()  # nothing buffered here is written twice
         try:
-            with open(self.folder / "stderr.txt", "wb") as err:
-                self.proc = subprocess.Popen([sys.executable, "-m", "edgezoo.pipeline.reference", architecture, str(self.folder)],
-                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            self.pid = os.fork()
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
+        if self.pid == 0:  # the child: never returns
+            _child(model, feeds, self.folder)
 
-    def give(self, model, feeds: list[np.ndarray]) -> None:
-        """The model's weights and the inputs to run: the worker starts on them."""
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(self.folder / "state.safetensors"))
-        arrays = {}
-        for k, f in enumerate(feeds):  # each as it lies in memory (images are channels-last under an NCHW view:
-            order = np.argsort(f.strides, kind="stable")[::-1]  # PyTorch keeps that layout, and its convolutions run faster on it)
-            arrays[f"i{k}"], arrays[f"order{k}"] = np.ascontiguousarray(f.transpose(order)), order
-        np.savez(self.folder / "inputs.npz", **arrays)
-        (self.folder / "go").touch()
+    def _wait(self, block: bool) -> bool:
+        """Reap the child if it has ended (if ``block``, waiting for it up to the deadline)."""
+        while self.code is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler): only its files tell
+                self.code = 0 if (self.folder / "outputs.npz").exists() else -1
+                break
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+                break
+            if not block or time.monotonic() > self.deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def outputs(self) -> tuple[list[np.ndarray] | None, str]:
-        """Wait for the worker: its outputs, or None and why it failed."""
+        """Wait for the child: its outputs, or None and why it failed."""
         try:
-            code = self.proc.wait()
-            if code == 0 and (self.folder / "outputs.npz").exists():
+            if not self._wait(block=True):
+                self.cancel()
+                return None, "timed out"
+            if self.code == 0 and (self.folder / "outputs.npz").exists():
                 with np.load(self.folder / "outputs.npz", allow_pickle=False) as d:
                     return [d[f"o{i}"] for i in range(len(d.files))], ""
-            err = self.folder / "stderr.txt"
+            err = self.folder / "error.txt"
             lines = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
-            return None, lines[-1] if lines else f"exit code {code}"
+            return None, lines[-1] if lines else f"exit code {self.code}"
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def cancel(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if not self._wait(block=False):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.deadline = float("inf")
+            self._wait(block=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _child(model, feeds: list[np.ndarray], folder: Path) -> None:
+    """The forked child's whole life: compute, write, ``os._exit``. Locks another thread may
+    have held at the fork (a print, the progress display) are never touched: the standard
+    streams are new objects on /dev/null, and warnings are off."""
+    code = 1
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        sys.stdin = sys.stdout = sys.stderr = open(null, "w", closefd=False)  # noqa: SIM115 - lives until _exit
+        import warnings
+
+        warnings.simplefilter("ignore")
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole process group: end quietly
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:  # die with the exporting process, however it ends
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        import torch
+
+        torch.set_num_threads(1)  # the other core is the conversion's; one thread runs no OpenMP team
+        outputs = torch_outputs(model, feeds)
+        np.savez(folder / "outputs.tmp.npz", **{f"o{k}": o for k, o in enumerate(outputs)})
+        os.replace(folder / "outputs.tmp.npz", folder / "outputs.npz")
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent computes instead
+        try:
+            (folder / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        os._exit(code)
+
+
 class Pending:
-    """Reference outputs a worker process is computing. :meth:`result` waits for them (once)
-    and joins them to the batches computed here; if the worker failed, the rest is
+    """Reference outputs a child process is computing. :meth:`result` waits for them (once)
+    and joins them to the batches computed here; if the child failed, the rest is
     computed here instead (the outputs are the same, only later). :meth:`cancel` stops it."""
 
     def __init__(self, head: list[np.ndarray], worker: Worker, model, feeds: list[np.ndarray]):
@@ -106,7 +165,7 @@ class Pending:
         self._model, self._feeds = model, feeds  # for the fallback
         self._value: list[np.ndarray] | None = None
         self._then = []
-        self.worker_failed = ""  # the worker's last stderr line when it failed
+        self.worker_failed = ""  # why the child failed ("timed out", or its exception's last line)
 
     def then(self, fn) -> Pending:
         """Call ``fn(outputs)`` once the outputs are in (the stage cache stores them)."""
@@ -130,16 +189,16 @@ class Pending:
 
 
 def resolve(ref):
-    """Reference outputs, waiting for a worker's when they are still :class:`Pending`."""
+    """Reference outputs, waiting for a child's when they are still :class:`Pending`."""
     return ref.result() if isinstance(ref, Pending) else ref
 
 
-def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool) -> list[np.ndarray] | Pending:
-    """The outputs of ``model`` (the zoo ``architecture`` with its weights) on ``feeds``.
-    ``beside``: the next stage keeps one core busy on its own (a serial conversion), so a
-    long rest of the computation goes to a worker process on the other core."""
+def reference(model, feeds: list[np.ndarray], beside: bool) -> list[np.ndarray] | Pending:
+    """The outputs of ``model`` on ``feeds``. ``beside``: the next stage keeps one core busy
+    on its own (a serial conversion), so a long rest of the computation goes to a child
+    process on the other core."""
     n, done = len(feeds[0]), 2 * BATCH
-    if not beside or n <= done or (os.cpu_count() or 1) < 2:
+    if not beside or n <= done or (os.cpu_count() or 1) < 2 or not can_fork():
         return torch_outputs(model, feeds)
     first = torch_outputs(model, [f[:BATCH] for f in feeds])  # PyTorch's first call sets up: not timed
     t0 = time.perf_counter()
@@ -148,44 +207,6 @@ def reference(model, architecture: str, feeds: list[np.ndarray], beside: bool) -
     head = [np.concatenate([a, b]) for a, b in zip(first, second)]
     if rest_s < BACKGROUND_AFTER_S:
         return [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
-    worker = Worker(architecture)
-    try:
-        worker.give(model, [f[done:] for f in feeds])
-    except BaseException:
-        worker.cancel()
-        raise
+    # at one thread the child takes about twice the projection (made at this process's threads)
+    worker = Worker(model, [f[done:] for f in feeds], timeout_s=max(TIMEOUT_S, 20 * rest_s))
     return Pending(head, worker, model, feeds)
-
-
-def _worker(architecture: str, folder: Path) -> None:
-    import torch
-    from safetensors.torch import load_file
-
-    from edgezoo.zoo import models
-
-    parent = os.getppid()
-    torch.set_num_threads(1)  # the other core is the conversion's
-    with torch.device("meta"):  # imports what the architecture needs; no random initialisation to overwrite
-        model = models.build(architecture)
-    while not (folder / "go").exists():  # the exporting process is still writing the weights and inputs
-        if os.getppid() != parent:  # it is gone
-            return
-        time.sleep(0.02)
-    state = load_file(str(folder / "state.safetensors"))
-    model.load_state_dict(state, strict=True, assign=True)
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a buffer outside the state dict
-        model = models.build(architecture)
-        model.load_state_dict(state, strict=True)
-    model.eval()
-    with np.load(folder / "inputs.npz", allow_pickle=False) as d:
-        feeds = [d[f"i{k}"].transpose(np.argsort(d[f"order{k}"])) for k in range(len(d.files) // 2)]
-    outputs = torch_outputs(model, feeds)
-    np.savez(folder / "outputs.tmp.npz", **{f"o{k}": o for k, o in enumerate(outputs)})
-    os.replace(folder / "outputs.tmp.npz", folder / "outputs.npz")
-
-
-if __name__ == "__main__":
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole process group: end quietly
-    _worker(sys.argv[1], Path(sys.argv[2]))
