@@ -252,3 +252,19 @@ def test_every_other_card_exports_for_its_default_target_and_its_runner_answers(
         assert out["top"][0]["label"] in load_labels("cifar10")
     else:
         assert "windows" in out
+
+
+def test_the_bundled_photographs_read_as_scikit_image_reads_them():
+    """The photo-crop data set reads scikit-image's files with Pillow directly (no skimage.io
+    import): the pixels must be the ones skimage.data gives, or every image card's
+    calibration and evaluation would silently change."""
+    from skimage import data
+
+    from edgezoo.zoo import datasets
+
+    for name in datasets.PHOTOS:
+        want = getattr(data, name)()
+        want = (want[0] if isinstance(want, tuple) else want)[..., :3]
+        got = datasets._photo(name)
+        assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), name
+        assert not got.flags.writeable  # shared by both splits: nobody may change it

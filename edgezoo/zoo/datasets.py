@@ -7,6 +7,7 @@ bundle's runner. Splits are fixed by seeded permutations and documented on the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from dataclasses import dataclass
@@ -71,13 +72,38 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 PHOTO_SPLITS = {"calib": (64, 1), "eval": (200, 2)}  # (number of crops, seed)
 
 
-def _photo_crops(split: str, size: int = 256) -> Split:
-    data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled photographs")
-    images = []
-    for name in PHOTOS:
+PHOTO_FILES = {"astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee": "coffee.png", "rocket": "rocket.jpg",
+               "immunohistochemistry": "ihc.png", "hubble_deep_field": "hubble_deep_field.jpg", "retina": "retina.jpg",
+               "stereo_motorcycle": "motorcycle_left.png"}  # where skimage.data.<name>() reads each one (of a stereo pair, the left)
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    """One of PHOTOS as an RGB uint8 array (read-only): what ``skimage.data.<name>()``
+    returns, read straight from scikit-image's wheel with Pillow (as skimage does), which
+    saves importing skimage.io and scipy, and decoding the other half of the stereo pair
+    (0.6 s of an export's 2 s of data). Kept for the process: both splits use them."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    where = spec.submodule_search_locations if spec is not None else None
+    path = Path(list(where)[0], "data", PHOTO_FILES[name]) if where else None
+    if path is not None and path.is_file():
+        from PIL import Image
+
+        with Image.open(path) as im:
+            img = np.asarray(im)
+    else:  # another layout of the package (or none: require says how to install it)
+        data = require("skimage.data", package="scikit-image", extra="torch", purpose="the bundled photographs")
         img = getattr(data, name)()
         img = img[0] if isinstance(img, tuple) else img
-        images.append(np.ascontiguousarray(img[..., :3]))
+    img = np.ascontiguousarray(img[..., :3])
+    img.flags.writeable = False
+    return img
+
+
+def _photo_crops(split: str, size: int = 256) -> Split:
+    images = [_photo(name) for name in PHOTOS]
     count, seed = PHOTO_SPLITS[split]
     rng = np.random.default_rng(seed)
     from PIL import Image
