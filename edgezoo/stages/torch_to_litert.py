@@ -52,14 +52,18 @@ def _version(dist: str) -> str:
 
 def convert_fp32(model, card, out: Path, weights_sha: str) -> Step:
     require("torch", extra="torch", purpose="PyTorch to LiteRT conversion")
+    from edgezoo.stages.fold import fold_batchnorm
+
     with _quiet():
         lt = _lt()
         args = example_args(card)
+        folded, n = fold_batchnorm(model)  # the same file, in half the conversion time (edgezoo.stages.fold)
         try:
-            out.write_bytes(lt.convert(model, args).model_content())
+            out.write_bytes(lt.convert(folded, args).model_content())
         except Exception as exc:
             raise PipelineError(f"litert-torch could not convert {card.id}: {_first_line(exc)}") from exc
-    return Step("convert-litert", "litert-torch", _version("litert-torch"), {"batch": 1, "layouts": [i.layout for i in card.inputs]}, weights_sha, sha256_file(out))
+    params = {"batch": 1, "layouts": [i.layout for i in card.inputs], "batchnorm_folded": n}
+    return Step("convert-litert", "litert-torch", _version("litert-torch"), params, weights_sha, sha256_file(out))
 
 
 def quantize_pt2e(model, card, out: Path, calib: list[np.ndarray], calib_sha: str, per_channel: bool = True, strict: bool = True) -> Step:
