@@ -151,9 +151,13 @@ def test_export_with_the_reference_beside_the_conversion(monkeypatch, tmp_path, 
     made = []
     real = reference.reference
 
+    pendings = []
+
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
         made.append(type(result).__name__)
+        if isinstance(result, reference.Pending):
+            pendings.append(result)
         return result
 
     def export(name, *extra):
@@ -165,6 +169,8 @@ def test_export_with_the_reference_beside_the_conversion(monkeypatch, tmp_path, 
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
     beside = export("beside")
     assert made == ["Pending"]
+    # the forked child computed them (a failure would hide behind the computation here)
+    assert pendings[0].worker_failed == "" and pendings[0].worker.code == 0
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", 1e9)  # a reference that is quick: computed here
     here = export("here", "--no-cache")
     monkeypatch.delenv("EDGEZOO_NO_CACHE")
