@@ -80,9 +80,10 @@ PHOTO_FILES = {"astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee":
 @functools.lru_cache(maxsize=None)
 def _photo(name: str) -> np.ndarray:
     """One of PHOTOS as an RGB uint8 array (read-only): what ``skimage.data.<name>()``
-    returns, read straight from scikit-image's wheel with Pillow (as skimage does), which
-    saves importing skimage.io and scipy, and decoding the other half of the stereo pair
-    (0.6 s of an export's 2 s of data). Kept for the process: both splits use them."""
+    returns, read straight from scikit-image's wheel with Pillow (as skimage does). That
+    saves importing skimage.io (and with it scipy.linalg, which NNCF imports later anyway, so
+    OpenVINO exports gain less) and decoding the other half of the stereo pair: resnet50's
+    "load data" 2.5-2.8 -> 1.4-1.6 s. Kept for the process: both splits use them."""
     import importlib.util
 
     spec = importlib.util.find_spec("skimage")
