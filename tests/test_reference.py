@@ -184,3 +184,22 @@ def test_export_with_the_reference_beside_the_conversion(monkeypatch, tmp_path, 
     assert made == ["Pending", "list"] and "reference" in again["cache_hits"]
     assert again["export_check"] == beside["export_check"]
     assert not list(own_tmp.glob("edgezoo-reference-*"))  # (torch leaves its own folders in the temp dir)
+
+
+def test_a_parent_running_jax_threads_forks_quietly_and_the_child_computes(monkeypatch, own_tmp):
+    """litert-torch loads JAX, whose thread pools are running by the time a second export in
+    the same process (bench, the API) forks; JAX warns of any fork. The child touches none of
+    it: it computes, and the fork prints nothing."""
+    import warnings
+
+    jnp = pytest.importorskip("jax.numpy")
+    float(jnp.ones(4).sum())  # JAX's CPU client and its threads are up
+    monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
+    model, feeds = _digits_model(), _feeds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pending = reference.reference(model, feeds, beside=True)
+        got = pending.result()
+    assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]
+    assert pending.worker_failed == "" and pending.worker.code == 0
+    np.testing.assert_allclose(got[0], reference.torch_outputs(model, feeds)[0], rtol=1e-5, atol=1e-5)

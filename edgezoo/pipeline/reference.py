@@ -23,6 +23,7 @@ has loaded system frameworks is not) compute the reference in process.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,22 +69,32 @@ class Worker:
         self.folder = Path(tempfile.mkdtemp(prefix="edgezoo-reference-"))
         self.deadline = time.monotonic() + timeout_s
         self.code: int | None = None  # the child's exit code once reaped
-        sys.stdout.flush(), sys.stderr.flush()  # nothing buffered here is written twice
+        import torch  # already loaded: the child must not import anything (another thread may hold an import lock)
+
         try:
-            self.pid = os.fork()
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            libc = None
+        sys.stdout.flush(), sys.stderr.flush()  # nothing buffered here is written twice
+        parent = os.getpid()
+        try:
+            with warnings.catch_warnings():  # JAX (litert-torch loads it) warns of any fork; the child never touches it
+                warnings.simplefilter("ignore", RuntimeWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12's warning for a fork with threads
+                self.pid = os.fork()
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
         if self.pid == 0:  # the child: never returns
-            _child(model, feeds, self.folder)
+            _child(torch, libc, parent, model, feeds, self.folder)
 
     def _wait(self, block: bool) -> bool:
         """Reap the child if it has ended (if ``block``, waiting for it up to the deadline)."""
         while self.code is None:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler): only its files tell
-                self.code = 0 if (self.folder / "outputs.npz").exists() else -1
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): only its files tell
+                self.code = 0 if (self.folder / "done").exists() else -1
                 break
             if pid:
                 self.code = os.waitstatus_to_exitcode(status)
@@ -98,9 +110,9 @@ class Worker:
             if not self._wait(block=True):
                 self.cancel()
                 return None, "timed out"
-            if self.code == 0 and (self.folder / "outputs.npz").exists():
-                with np.load(self.folder / "outputs.npz", allow_pickle=False) as d:
-                    return [d[f"o{i}"] for i in range(len(d.files))], ""
+            done = self.folder / "done"
+            if self.code == 0 and done.exists():
+                return [np.load(self.folder / f"o{k}.npy", allow_pickle=False) for k in range(int(done.read_text()))], ""
             err = self.folder / "error.txt"
             lines = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
             return None, lines[-1] if lines else f"exit code {self.code}"
@@ -118,33 +130,30 @@ class Worker:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _child(model, feeds: list[np.ndarray], folder: Path) -> None:
-    """The forked child's whole life: compute, write, ``os._exit``. Locks another thread may
-    have held at the fork (a print, the progress display) are never touched: the standard
-    streams are new objects on /dev/null, and warnings are off."""
+def _child(torch, libc, parent: int, model, feeds: list[np.ndarray], folder: Path) -> None:
+    """The forked child's whole life: compute, write, ``os._exit``. It imports nothing (the
+    modules it needs come from the parent), and locks another thread may have held at the
+    fork (a print, the progress display) are never touched: the standard streams are new
+    objects on /dev/null, and warnings are off."""
     code = 1
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         sys.stdin = sys.stdout = sys.stderr = open(null, "w", closefd=False)  # noqa: SIM115 - lives until _exit
-        import warnings
-
         warnings.simplefilter("ignore")
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole process group: end quietly
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        try:  # die with the exporting process, however it ends
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-        import torch
-
+        if libc is not None:  # die with the exporting process, however it ends
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # it ended before that took hold
+            return
         torch.set_num_threads(1)  # the other core is the conversion's; one thread runs no OpenMP team
         outputs = torch_outputs(model, feeds)
-        np.savez(folder / "outputs.tmp.npz", **{f"o{k}": o for k, o in enumerate(outputs)})
-        os.replace(folder / "outputs.tmp.npz", folder / "outputs.npz")
+        for k, o in enumerate(outputs):  # .npy: numpy's own format module, already loaded (npz would import zipfile)
+            np.save(folder / f"o{k}.npy", o, allow_pickle=False)
+        (folder / "done.tmp").write_text(str(len(outputs)))
+        os.replace(folder / "done.tmp", folder / "done")
         code = 0
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent computes instead
         try:
