@@ -17,6 +17,7 @@ output goes anywhere else too, is left as it is. The caller's model is never cha
 from __future__ import annotations
 
 import copy
+import warnings
 
 
 def fold_batchnorm(model):
@@ -28,7 +29,9 @@ def fold_batchnorm(model):
     if model.training:
         return model, 0
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        with warnings.catch_warnings():  # a model's own tracing warnings are the converter's to give
+            warnings.simplefilter("ignore")
+            graph = torch.fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 - dynamic control flow and the like: convert it as it is
         return model, 0
     mods = dict(model.named_modules())
