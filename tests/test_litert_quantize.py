@@ -16,8 +16,6 @@ from tests.conftest import run_cli
 def _fp32_tflite(tmp_path):
     import torch
 
-    from edgezoo.stages import torch_to_litert as tl
-
     class Net(torch.nn.Module):  # padding, a residual addition, hard-swish, pooling, a linear head
         def __init__(self):
             super().__init__()
@@ -31,14 +29,21 @@ def _fp32_tflite(tmp_path):
             y = self.act(self.conv2(y)) + y
             return self.fc(torch.nn.functional.adaptive_avg_pool2d(y, 1).flatten(1))
 
+    torch.manual_seed(0)
+    return _convert(Net().eval(), tmp_path)
+
+
+def _convert(net, tmp_path) -> Path:
+    """``net`` (taking one 1x3x16x16 input) converted to tmp_path/fp32.tflite by litert-torch."""
+    from edgezoo.stages import torch_to_litert as tl
+
     class Card:  # the fields the stage reads
-        id = "small-net"
+        id = "test-net"
         input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
         inputs = (input,)
 
-    torch.manual_seed(0)
     out = tmp_path / "fp32.tflite"
-    tl.convert_fp32(Net().eval(), Card(), out, "test")
+    tl.convert_fp32(net, Card(), out, "test")
     return out
 
 
@@ -135,13 +140,7 @@ def test_int8_operators_xnnpack_cannot_take_stay_in_float(tmp_path):
                               torch.nn.Flatten(), torch.nn.Linear(16 * 12 * 12, 4)).eval()
     torch.manual_seed(0)
 
-    class Card:
-        id = "prelu-net"
-        input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
-        inputs = (input,)
-
-    fp32, out = tmp_path / "fp32.tflite", tmp_path / "int8.tflite"
-    tl.convert_fp32(net, Card(), fp32, "test")
+    fp32, out = _convert(net, tmp_path), tmp_path / "int8.tflite"
     calib = [np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)]
     plain = tl.calibrate_litert(fp32, calib)["minmax"]
     from ai_edge_quantizer import quantizer, recipe
@@ -173,13 +172,7 @@ def test_operators_xnnpack_refuses_in_float_too_stay_int8(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, padding=1),
                               torch.nn.Conv2d(8, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 5 * 5, 4)).eval()
 
-    class Card:
-        id = "padded-pool"
-        input = type("I", (), {"shape": (1, 3, 16, 16), "layout": "NCHW", "dtype": "float32"})()
-        inputs = (input,)
-
-    fp32, out = tmp_path / "fp32.tflite", tmp_path / "int8.tflite"
-    tl.convert_fp32(net, Card(), fp32, "test")
+    fp32, out = _convert(net, tmp_path), tmp_path / "int8.tflite"
     assert {o["op"] for o in litert.operators(fp32) if o["placement"] == "CPU (builtin kernel)"} == {"PADV2"}
     calib = [np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)]
     step = tl.quantize_aeq_static(fp32, out, calib, "test")
