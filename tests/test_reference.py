@@ -94,6 +94,21 @@ def test_a_failed_worker_is_replaced_by_the_computation_here(monkeypatch, own_tm
     assert list(own_tmp.iterdir()) == []
 
 
+def test_no_process_to_fork_computes_here(monkeypatch, own_tmp):
+    """A process limit makes fork fail (EAGAIN): the export goes on, computing here."""
+    monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(reference.os, "fork", no_fork)
+    model, feeds = _digits_model(), _feeds()
+    got = reference.reference(model, feeds, beside=True)
+    assert isinstance(got, list)
+    np.testing.assert_allclose(got[0], reference.torch_outputs(model, feeds)[0], rtol=1e-5, atol=1e-5)
+    assert list(own_tmp.iterdir()) == []
+
+
 def test_a_hung_worker_is_killed_at_its_deadline(monkeypatch, own_tmp):
     monkeypatch.setattr(reference, "BACKGROUND_AFTER_S", -1.0)
     monkeypatch.setattr(reference, "TIMEOUT_S", 1.0)

@@ -216,6 +216,8 @@ def reference(model, feeds: list[np.ndarray], beside: bool) -> list[np.ndarray] 
     head = [np.concatenate([a, b]) for a, b in zip(first, second)]
     if rest_s < BACKGROUND_AFTER_S:
         return [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
-    # at one thread the child takes about twice the projection (made at this process's threads)
-    worker = Worker(model, [f[done:] for f in feeds], timeout_s=max(TIMEOUT_S, 20 * rest_s))
+    try:  # at one thread the child takes about twice the projection (made at this process's threads)
+        worker = Worker(model, [f[done:] for f in feeds], timeout_s=max(TIMEOUT_S, 20 * rest_s))
+    except OSError:  # no process to be had (a process or memory limit): compute the rest here
+        return [np.concatenate([h, t]) for h, t in zip(head, torch_outputs(model, [f[done:] for f in feeds]))]
     return Pending(head, worker, model, feeds)
