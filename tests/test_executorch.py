@@ -33,6 +33,9 @@ def test_pte_int8_keeps_accuracy_in_the_executorch_runtime(digits_pte_int8):
     man = json.loads((bundle / "manifest.json").read_text())
     assert man["model_file"] == "model.pte" and man["runtime"]["name"] == "executorch"
     assert any(s["stage"] == "quantize-static-int8" and "XNNPACKQuantizer" in s["tool"] for s in man["lineage"])
+    # both the fp32 lowering and the int8 build folded digits-cnn's three BatchNorms first (edgezoo.stages.fold)
+    assert {s["stage"]: s["params"].get("batchnorm_folded") for s in man["lineage"]}.items() >= {
+        "convert-executorch": 3, "quantize-static-int8": 3}.items()
     assert any("executor_runner" in d for d in man["deploy"])
     assert verify(bundle).ok and verify(archive).ok
 
